@@ -1,0 +1,81 @@
+"""The router contract and the one place where the threshold rule (paper Eq. 2) lives."""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routers.errors import ConfigError
+
+
+def validate_threshold(threshold: float) -> float:
+    """Return ``threshold`` as a float if it is a finite number in [0, 1], else raise ConfigError."""
+    try:
+        value = float(threshold)
+    except (TypeError, ValueError):
+        raise ConfigError(f"threshold must be a number in [0, 1], got {threshold!r}") from None
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ConfigError(f"threshold must be in [0, 1], got {threshold!r}")
+    return value
+
+
+def strong_mask(p_strong: np.ndarray | Sequence[float], threshold: float) -> np.ndarray:
+    """Paper Eq. 2: route to the strong model where P(strong wins | q) >= threshold.
+
+    This is the only implementation of the rule; the server, calibration and evaluation all call it.
+    """
+    alpha = validate_threshold(threshold)
+    return np.asarray(p_strong, dtype=np.float64) >= alpha
+
+
+class Router(abc.ABC):
+    """Predicts P(strong model wins | prompt) for a batch of prompts.
+
+    Contract:
+    - ``score(prompts)`` takes a sequence of N prompt strings (the text to route on, see
+      ``routers.embeddings.routing_text`` for conversations) and returns a float64 array of shape
+      (N,) with values in [0, 1]. Scoring a prompt alone or inside a batch gives the same value.
+    - Scoring is deterministic for a loaded router, except ``random`` (seedable).
+    - ``save(path)`` writes ``config.json`` plus weights; ``routers.registry.load_router`` reads it.
+    - Routers do not apply the threshold: ``route`` (final) calls ``strong_mask``.
+    """
+
+    #: Registry name, e.g. "mf". Set by each subclass.
+    name: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """Return P(strong wins | prompt) for each prompt, shape (len(prompts),)."""
+
+    def route(self, prompts: Sequence[str], threshold: float) -> np.ndarray:
+        """Boolean mask, True where the prompt goes to the strong model (Eq. 2)."""
+        return strong_mask(self.score(prompts), threshold)
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint directory that ``load`` can read; return its path."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path, **overrides: Any) -> "Router":
+        """Load from a checkpoint directory written by ``save``."""
+
+    def describe(self) -> dict[str, Any]:
+        """Small JSON-able summary for logs, /v1/models and reports."""
+        return {"name": self.name}
+
+
+def check_prompts(prompts: Sequence[str]) -> list[str]:
+    """Validate a batch of prompts; routers call this first so bad input fails the same way."""
+    if isinstance(prompts, str):
+        raise ConfigError("score() takes a sequence of prompts, got a single str; wrap it in a list")
+    out = list(prompts)
+    for i, p in enumerate(out):
+        if not isinstance(p, str):
+            raise ConfigError(f"prompt {i} must be a str, got {type(p).__name__}")
+    return out

@@ -1,0 +1,110 @@
+"""Router names -> classes, and loading a router from a name or a checkpoint directory.
+
+Classes are imported lazily (by module path) so that asking for ``random`` never imports torch.
+
+A checkpoint is a directory holding ``config.json`` (with at least ``{"router": "<name>"}``) and the
+weights the router's ``save`` wrote (safetensors or npz).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from routers.base import Router
+from routers.errors import CheckpointError, UnknownRouterError
+
+#: name -> "module:Class". One entry per router; the order is the documentation order.
+ROUTER_CLASSES: dict[str, str] = {
+    "random": "routers.random_router:RandomRouter",
+    "sw_ranking": "routers.sw_ranking:SWRankingRouter",
+    "mf": "routers.matrix_factorization:MatrixFactorizationRouter",
+    "bert": "routers.bert_classifier:BertClassifierRouter",
+    "causal_llm": "routers.causal_llm_classifier:CausalLLMRouter",
+    "length": "routers.length_router:LengthRouter",
+}
+
+CONFIG_FILE = "config.json"
+
+
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
+
+
+def default_checkpoint_dir() -> Path:
+    """Where named checkpoints live: $RAYROUTE_CHECKPOINTS, else ``checkpoints/`` in the repo."""
+    env = os.environ.get("RAYROUTE_CHECKPOINTS")
+    return Path(env) if env else repo_root() / "checkpoints"
+
+
+def router_names() -> list[str]:
+    return list(ROUTER_CLASSES)
+
+
+def router_class(name: str) -> type[Router]:
+    """The class registered under ``name``; UnknownRouterError lists the known names."""
+    try:
+        target = ROUTER_CLASSES[name]
+    except KeyError:
+        raise UnknownRouterError(
+            f"unknown router {name!r}; known routers: {', '.join(ROUTER_CLASSES)}"
+        ) from None
+    module_name, _, cls_name = target.partition(":")
+    return getattr(importlib.import_module(module_name), cls_name)
+
+
+def read_config(path: str | Path) -> dict[str, Any]:
+    """Read and minimally validate ``config.json`` of a checkpoint directory."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"checkpoint directory {str(path)!r} does not exist")
+    cfg_path = path / CONFIG_FILE
+    if not cfg_path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} has no {CONFIG_FILE}; was it written by Router.save?")
+    try:
+        cfg = json.loads(cfg_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"cannot read {str(cfg_path)!r}: {exc}") from exc
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("router"), str):
+        raise CheckpointError(f"{str(cfg_path)!r} must be a JSON object with a string field 'router'")
+    if cfg["router"] not in ROUTER_CLASSES:
+        raise CheckpointError(
+            f"{str(cfg_path)!r} names router {cfg['router']!r}; known routers: {', '.join(ROUTER_CLASSES)}"
+        )
+    return cfg
+
+
+def write_config(path: str | Path, cfg: dict[str, Any]) -> None:
+    """Write ``config.json`` atomically (a crash never leaves a half-written file)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (CONFIG_FILE + ".tmp")
+    tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path / CONFIG_FILE)
+
+
+def load_router(name_or_path: str | Path, **overrides: Any) -> Router:
+    """Load a router by registry name or checkpoint path.
+
+    - A path to a directory with ``config.json``: loads that checkpoint.
+    - ``random`` / ``length``: need no checkpoint; built from ``overrides``.
+    - Another registry name: loads ``<default_checkpoint_dir()>/<name>``.
+    """
+    candidate = Path(name_or_path)
+    if candidate.is_dir():
+        cfg = read_config(candidate)
+        return router_class(cfg["router"]).load(candidate, **overrides)
+    name = str(name_or_path)
+    cls = router_class(name)  # raises UnknownRouterError for unknown names
+    ckpt = default_checkpoint_dir() / name
+    if ckpt.is_dir():
+        return cls.load(ckpt, **overrides)
+    if getattr(cls, "needs_checkpoint", True):
+        raise CheckpointError(
+            f"router {name!r} needs a trained checkpoint and {str(ckpt)!r} does not exist; "
+            f"train one with `rayroute train {name}` or pass a checkpoint path"
+        )
+    return cls(**overrides)
