@@ -1,0 +1,5 @@
+import sys
+
+from routers.cli import main
+
+sys.exit(main())
