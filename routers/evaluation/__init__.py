@@ -1,0 +1,1 @@
+"""Offline evaluation: metrics (PGR, APGR, CPT), benchmarks, decontamination, plots, reports."""

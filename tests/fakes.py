@@ -1,0 +1,95 @@
+"""Shared fakes and synthetic data for tests, written once.
+
+- ``HashEmbedder``: a deterministic bag-of-words hashing embedder (the ``Embedder`` protocol) so
+  unit tests need no model load; texts sharing words get similar vectors.
+- ``synthetic_preferences``: canonical preference rows with a *known learnable* relation between
+  prompt and winner: "hard" prompts (math / code / proofs) are won by the strong models, "easy" ones
+  (greetings / small talk) are ties or won by the weak models.
+- ``synthetic_benchmark``: per-question strong / weak scores with the same relation, for APGR.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pandas as pd
+
+HARD_WORDS = ["integral", "prove", "theorem", "derivative", "algorithm", "compile", "recursion",
+              "matrix", "eigenvalue", "optimize", "probability", "complexity", "lemma", "polynomial"]
+EASY_WORDS = ["hello", "thanks", "weather", "favorite", "color", "movie", "hobby", "joke",
+              "breakfast", "weekend", "song", "pet", "holiday", "greeting"]
+FILLER = ["please", "tell", "me", "about", "the", "a", "some", "quick", "question", "what", "is",
+          "your", "view", "on", "this", "and", "explain", "briefly"]
+
+STRONG_MODELS = ["big-model-1", "big-model-2"]
+WEAK_MODELS = ["small-model-1", "small-model-2"]
+
+
+class HashEmbedder:
+    """Bag-of-words feature hashing, L2-normalised float32. Deterministic and instant."""
+
+    def __init__(self, dim: int = 64) -> None:
+        self.dim = dim
+        self.name = f"hash-{dim}"
+        self.calls = 0
+
+    def embed(self, texts, progress: bool = False) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
+                out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        out /= np.maximum(norms, 1e-12)
+        return out
+
+
+def make_prompt(rng: np.random.Generator, hard: bool) -> str:
+    topic = rng.choice(HARD_WORDS if hard else EASY_WORDS, size=2, replace=False)
+    filler = rng.choice(FILLER, size=6)
+    words = list(filler[:3]) + [topic[0]] + list(filler[3:]) + [topic[1]]
+    return " ".join(words).capitalize() + "?"
+
+
+def synthetic_preferences(n_prompts: int = 400, seed: int = 0, p_signal: float = 0.85) -> pd.DataFrame:
+    """Canonical preference frame. Each prompt gets one strong-vs-weak battle (either orientation)
+    plus one strong-vs-strong and one weak-vs-weak battle (noise, 50/50)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for _ in range(n_prompts):
+        hard = bool(rng.random() < 0.5)
+        prompt = make_prompt(rng, hard)
+        s, w = rng.choice(STRONG_MODELS), rng.choice(WEAK_MODELS)
+        u = rng.random()
+        if hard:
+            outcome = "s" if u < p_signal else ("tie" if u < p_signal + 0.05 else "w")
+        else:
+            outcome = "w" if u < 0.55 else ("tie" if u < 0.9 else "s")
+        p_strong = {"s": 1.0, "w": 0.0, "tie": 0.5}[outcome]
+        if rng.random() < 0.5:
+            rows.append((prompt, s, w, 1.0 - p_strong, outcome == "tie"))
+        else:
+            rows.append((prompt, w, s, p_strong, outcome == "tie"))
+        rows.append((prompt, STRONG_MODELS[0], STRONG_MODELS[1], float(rng.integers(0, 2)), False))
+        rows.append((prompt, WEAK_MODELS[0], WEAK_MODELS[1], float(rng.integers(0, 2)), False))
+    df = pd.DataFrame(rows, columns=["prompt", "model_a", "model_b", "p_b_wins", "tie"])
+    df.loc[df["tie"], "p_b_wins"] = 0.5
+    df["weight"] = 1.0
+    df["source"] = "synthetic"
+    return df
+
+
+def synthetic_benchmark(n: int = 300, seed: int = 1) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(prompts, strong_scores, weak_scores) in {0, 1}: the strong model is right on most prompts;
+    the weak model fails mostly on hard ones, so routing hard prompts to strong recovers the gap."""
+    rng = np.random.default_rng(seed)
+    prompts, s, w = [], [], []
+    for _ in range(n):
+        hard = bool(rng.random() < 0.5)
+        prompts.append(make_prompt(rng, hard))
+        s.append(float(rng.random() < 0.9))
+        w.append(float(rng.random() < (0.3 if hard else 0.85)))
+    return prompts, np.array(s), np.array(w)
