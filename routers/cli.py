@@ -20,6 +20,8 @@ from routers.errors import RoutersError
 #: subcommand -> module with add_cli(subparsers). Order = order in --help.
 SUBCOMMANDS: dict[str, str] = {
     "route": "routers.cli",
+    "data": "routers.data.preferences",
+    "tiers": "routers.data.tiers",
 }
 
 
