@@ -277,12 +277,18 @@ class CachedEmbedder:
 
 
 def build_embedder(spec: str | None = None, cache: bool | str | Path = True, **kwargs: Any) -> Embedder:
-    """Factory: ``None``/``"all-MiniLM-L6-v2"`` (default, offline), ``"openai:<model>"``, or any
+    """Factory: ``None``/``"all-MiniLM-L6-v2"`` (default, offline), ``"onnx"`` / ``"onnx-int8"``
+    (the same model on ONNX Runtime, see ``embeddings_onnx``), ``"openai:<model>"``, or any
     sentence-transformers name/path. ``cache`` True uses the default cache dir, a path uses that
     directory, False disables caching."""
     spec = spec or DEFAULT_MODEL
     if spec.startswith("openai:"):
         inner: Embedder = OpenAIEmbedder(model=spec.split(":", 1)[1], **kwargs)
+    elif spec in (f"onnx-fp32:{DEFAULT_MODEL}", f"onnx-int8:{DEFAULT_MODEL}", "onnx", "onnx-int8"):
+        from routers.embeddings_onnx import OnnxMiniLMEmbedder
+
+        precision = "int8" if "int8" in spec else "fp32"
+        inner = OnnxMiniLMEmbedder(precision=precision, **kwargs)
     else:
         inner = SentenceTransformerEmbedder(spec, **kwargs)
     if cache is False or cache is None:
