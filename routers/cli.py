@@ -20,6 +20,7 @@ from routers.errors import RoutersError
 #: subcommand -> module with add_cli(subparsers). Order = order in --help.
 SUBCOMMANDS: dict[str, str] = {
     "route": "routers.cli",
+    "train": "routers.training.cli",
     "data": "routers.data.preferences",
     "tiers": "routers.data.tiers",
 }

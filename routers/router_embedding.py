@@ -1,0 +1,137 @@
+"""Shared plumbing of the routers that score on a prompt embedding (mf, sw_ranking).
+
+- ``EmbeddingRouter``: takes an injected ``Embedder`` or builds the one its checkpoint names,
+  lazily (on the first ``score``), so loading a checkpoint never loads a transformer by itself.
+- ``embedder_from_spec``: ``None``/``"all-MiniLM-L6-v2"``/any sentence-transformers name or path/
+  ``"openai:<model>"`` (via ``build_embedder``), or ``"hash-<dim>"``: a deterministic
+  bag-of-words hashing embedder for smoke tests and CI (no model, no download).
+- ``save_arrays`` / ``load_arrays``: safetensors files with a clear ``CheckpointError`` for a
+  missing, unreadable or incomplete weights file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routers.base import Router, check_prompts
+from routers.embeddings import Embedder, build_embedder
+from routers.errors import CheckpointError, ConfigError, EmbeddingError
+
+HASH_PREFIX = "hash-"
+
+
+class HashingEmbedder:
+    """Feature hashing of lower-cased words into ``dim`` signed buckets, L2-normalised float32.
+
+    Prompts sharing words get similar vectors; it is a test/CI stand-in, not a real text model.
+    """
+
+    def __init__(self, dim: int = 64) -> None:
+        if dim < 2:
+            raise ConfigError(f"hash embedder dim must be >= 2, got {dim}")
+        self.dim = int(dim)
+        self.name = f"{HASH_PREFIX}{self.dim}"
+
+    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for i, t in enumerate(texts):
+            for w in re.findall(r"\w+", t.lower()):
+                h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
+                out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+
+def embedder_from_spec(spec: str | None = None, cache: bool = True) -> Embedder:
+    """Build an embedder from the name a checkpoint stores (see the module docstring)."""
+    if spec and spec.startswith(HASH_PREFIX):
+        try:
+            dim = int(spec[len(HASH_PREFIX):])
+        except ValueError:
+            raise ConfigError(f"embedder {spec!r}: expected 'hash-<dim>', e.g. 'hash-64'") from None
+        return HashingEmbedder(dim)
+    return build_embedder(spec, cache=cache)
+
+
+class EmbeddingRouter(Router):
+    """A router scoring from an embedding: ``score(prompts) = score_embeddings(embed(prompts))``."""
+
+    def __init__(self, embedder: Embedder | None = None, embedder_name: str | None = None,
+                 embedding_dim: int | None = None) -> None:
+        self._embedder = embedder
+        self.embedder_name = embedder_name or (embedder.name if embedder is not None else None)
+        self.embedding_dim = embedding_dim
+
+    @property
+    def embedder(self) -> Embedder:
+        """The injected embedder, else the one named in the checkpoint, built on first use."""
+        if self._embedder is None:
+            self._embedder = embedder_from_spec(self.embedder_name)
+        return self._embedder
+
+    def embed(self, prompts: Sequence[str]) -> np.ndarray:
+        prompts = check_prompts(prompts)
+        if not prompts:
+            return np.zeros((0, self.embedding_dim or 0), dtype=np.float32)
+        emb = np.asarray(self.embedder.embed(prompts), dtype=np.float32)
+        if self.embedding_dim is not None and emb.shape[1] != self.embedding_dim:
+            raise EmbeddingError(
+                f"embedder {self.embedder.name!r} gives {emb.shape[1]}-dim vectors but this {self.name} "
+                f"router was trained on {self.embedding_dim}-dim {self.embedder_name!r} embeddings; "
+                f"use the embedder it was trained with"
+            )
+        return emb
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        prompts = check_prompts(prompts)
+        if not prompts:
+            return np.zeros(0, dtype=np.float64)
+        return self.score_embeddings(self.embed(prompts))
+
+    def score_embeddings(self, emb: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        emb = np.asarray(emb, dtype=np.float32)
+        if emb.ndim != 2 or (self.embedding_dim is not None and emb.shape[1] != self.embedding_dim):
+            raise ConfigError(
+                f"embeddings must have shape (N, {self.embedding_dim}), got {emb.shape}; "
+                f"embed with {self.embedder_name!r}"
+            )
+        return emb
+
+
+def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_arrays(path: Path, required: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read a safetensors file; CheckpointError names the file and what is wrong."""
+    from safetensors.numpy import load_file
+
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint weights {str(path)!r} are missing; re-run the train command")
+    try:
+        arrays = load_file(str(path))
+    except Exception as exc:  # safetensors raises several types for truncated / garbage files
+        raise CheckpointError(f"cannot read checkpoint weights {str(path)!r}: {exc}") from exc
+    missing = [k for k in required if k not in arrays]
+    if missing:
+        raise CheckpointError(f"checkpoint weights {str(path)!r} lack tensor(s) {missing}; re-run the train command")
+    return arrays
+
+
+def require(cfg: dict[str, Any], key: str, path: Path) -> Any:
+    if key not in cfg:
+        raise CheckpointError(f"{str(path / 'config.json')!r} lacks the field {key!r}; re-run the train command")
+    return cfg[key]
