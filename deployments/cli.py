@@ -8,7 +8,10 @@ from collections.abc import Sequence
 from routers.cli import main as _routers_main
 
 #: serving subcommands: name -> module with add_cli(subparsers)
-SERVING_SUBCOMMANDS: dict[str, str] = {}
+SERVING_SUBCOMMANDS: dict[str, str] = {
+    "loadtest": "deployments.loadtest",
+    "k8s": "deployments.k8s",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

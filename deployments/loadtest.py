@@ -1,0 +1,370 @@
+"""``rayroute loadtest``: drive a running ingress with real prompts and report latency/throughput.
+
+Built on locust's library API (closed-loop users at a set concurrency, or a set request rate),
+bounded by time and/or request count; it stops by itself and sends traffic only to a loopback
+address. Modes put several *targets* in ONE run, interleaved request by request, so comparisons
+are differences measured side by side on the same machine at the same moment:
+
+- ``route``: ``POST /v1/route`` (the router's cost through Serve);
+- ``route-vs-noop``: ``/v1/route`` vs. the no-op app of the same shape (ingress -> one deployment
+  returning a constant, mounted at ``--noop-prefix``);
+- ``chat``: chat completions through the router;
+- ``chat-vs-direct``: chat through the router vs. chat sent straight to the weak model
+  (``model`` = the weak model's name, which the ingress serves without routing).
+
+Outputs: a JSON summary (per target: requests, errors, throughput, p50/p95/p99/mean latency,
+routed-model split; plus the comparison) and a PNG (latency distributions, throughput over time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import itertools
+import json
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+
+MODES = ("route", "route-vs-noop", "chat", "chat-vs-direct")
+
+
+class LoadTestError(ValueError):
+    """Bad load-test arguments (non-loopback target, no bound, unknown mode)."""
+
+
+def check_loopback(url: str) -> str:
+    """Return the host of ``url`` if it is a loopback address; refuse anything else."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise LoadTestError(f"--url must look like http://127.0.0.1:8000, got {url!r}")
+    host = parsed.hostname
+    try:
+        addrs = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except socket.gaierror as exc:
+        raise LoadTestError(f"cannot resolve {host!r}: {exc}") from None
+    if not addrs or not all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs):
+        raise LoadTestError(
+            f"refusing to load-test {host!r} ({', '.join(sorted(addrs))}): only loopback addresses "
+            "(127.0.0.0/8, localhost, ::1) may be targeted"
+        )
+    return host
+
+
+@dataclass
+class Target:
+    name: str
+    path: str
+    body: Callable[[str], dict]
+
+
+def make_targets(mode: str, model: str, direct_model: str | None, noop_prefix: str, max_tokens: int) -> list[Target]:
+    def route_body(m):
+        return lambda prompt: {"model": m, "messages": [{"role": "user", "content": prompt}]}
+
+    def chat_body(m):
+        return lambda prompt: {
+            "model": m, "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": max_tokens, "temperature": 0.0,
+        }
+
+    if mode == "route":
+        return [Target("route", "/v1/route", route_body(model))]
+    if mode == "route-vs-noop":
+        return [Target("route", "/v1/route", route_body(model)),
+                Target("noop", noop_prefix.rstrip("/") + "/v1/route", route_body(model))]
+    if mode == "chat":
+        return [Target("chat-routed", "/v1/chat/completions", chat_body(model))]
+    if mode == "chat-vs-direct":
+        if not direct_model:
+            raise LoadTestError("mode chat-vs-direct needs --direct-model (the weak model's served name)")
+        return [Target("chat-routed", "/v1/chat/completions", chat_body(model)),
+                Target("chat-direct", "/v1/chat/completions", chat_body(direct_model))]
+    raise LoadTestError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+
+
+@dataclass
+class Sample:
+    t_s: float          # start time, seconds since the run began
+    target: str
+    latency_ms: float
+    status: int         # HTTP status, 0 for a transport error
+    routed_model: str | None
+    error: str | None = None
+
+
+@dataclass
+class LoadResult:
+    url: str
+    mode: str
+    concurrency: int
+    duration_s: float
+    samples: list[Sample] = field(default_factory=list)
+
+    def per_target(self) -> dict[str, dict]:
+        out = {}
+        for name in dict.fromkeys(s.target for s in self.samples):
+            ss = [s for s in self.samples if s.target == name]
+            ok = [s for s in ss if s.status == 200]
+            lat = np.array([s.latency_ms for s in ok]) if ok else np.array([np.nan])
+            split: dict[str, int] = {}
+            for s in ok:
+                split[s.routed_model or "?"] = split.get(s.routed_model or "?", 0) + 1
+            errors: dict[str, int] = {}
+            for s in ss:
+                if s.status != 200:
+                    key = str(s.status) if s.status else (s.error or "transport")
+                    errors[key] = errors.get(key, 0) + 1
+            out[name] = {
+                "requests": len(ss),
+                "ok": len(ok),
+                "errors": len(ss) - len(ok),
+                "errors_by_kind": errors,
+                "throughput_rps": len(ok) / self.duration_s if self.duration_s else 0.0,
+                "latency_ms": {
+                    "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
+                    "p99": float(np.percentile(lat, 99)), "mean": float(np.mean(lat)),
+                },
+                "routed_model_split": split,
+            }
+        return out
+
+    def summary(self) -> dict:
+        targets = self.per_target()
+        out = {"url": self.url, "mode": self.mode, "concurrency": self.concurrency,
+               "duration_s": round(self.duration_s, 3), "targets": targets}
+        names = list(targets)
+        if len(names) == 2:
+            a, b = targets[names[0]], targets[names[1]]
+            out["comparison"] = {
+                "a": names[0], "b": names[1],
+                "p50_difference_ms": a["latency_ms"]["p50"] - b["latency_ms"]["p50"],
+                "p99_ratio": a["latency_ms"]["p99"] / b["latency_ms"]["p99"] if b["latency_ms"]["p99"] else None,
+                "throughput_ratio": a["throughput_rps"] / b["throughput_rps"] if b["throughput_rps"] else None,
+            }
+        return out
+
+
+def run_load(
+    url: str,
+    targets: Sequence[Target],
+    prompts: Sequence[str],
+    concurrency: int = 8,
+    duration_s: float | None = 30.0,
+    max_requests: int | None = None,
+    rate_per_s: float | None = None,
+    api_key: str | None = None,
+    timeout_s: float = 60.0,
+    warmup_requests: int = 0,
+) -> LoadResult:
+    """Run one bounded load test; returns every sample. Blocks until done."""
+    check_loopback(url)
+    if concurrency < 1:
+        raise LoadTestError(f"concurrency must be >= 1, got {concurrency}")
+    if not duration_s and not max_requests:
+        raise LoadTestError("give a bound: duration_s and/or max_requests")
+    if not prompts:
+        raise LoadTestError("no prompts to send")
+    # locust monkey-patches the standard library with gevent on import: import it only here.
+    import gevent
+    from locust import FastHttpUser, constant, constant_throughput, task
+    from locust.env import Environment
+
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    result = LoadResult(url=url, mode="", concurrency=concurrency, duration_s=0.0)
+    counter = itertools.count()
+    lock = threading.Lock()
+    state = {"t0": None, "stop": False}
+    n_targets = len(targets)
+
+    class LoadUser(FastHttpUser):
+        host = url.rstrip("/")
+        wait_time = constant_throughput(rate_per_s / concurrency) if rate_per_s else constant(0)
+        network_timeout = timeout_s
+        connection_timeout = timeout_s
+
+        @task
+        def one(self):
+            if state["stop"]:
+                self.environment.runner.quit()
+                return
+            i = next(counter)
+            target = targets[i % n_targets]  # interleave targets request by request
+            prompt = prompts[(i // n_targets) % len(prompts)]
+            body = json.dumps(target.body(prompt))
+            t_start = time.perf_counter()
+            status, routed, err = 0, None, None
+            try:
+                with self.client.post(target.path, data=body, headers=headers, name=target.name,
+                                      catch_response=True) as resp:
+                    status = resp.status_code or 0
+                    routed = resp.headers.get("x-routed-model") if resp.headers else None
+                    if status != 200:
+                        err = (resp.text or "")[:200]
+                        resp.failure(f"HTTP {status}")
+                    else:
+                        resp.success()
+            except Exception as exc:  # transport errors are samples, not crashes
+                err = type(exc).__name__
+            latency_ms = (time.perf_counter() - t_start) * 1000.0
+            if i < warmup_requests:
+                return
+            with lock:
+                if state["t0"] is None:
+                    state["t0"] = t_start
+                result.samples.append(Sample(t_start - state["t0"], target.name, latency_ms, status, routed, err))
+                if max_requests and len(result.samples) >= max_requests:
+                    state["stop"] = True
+
+    env = Environment(user_classes=[LoadUser])
+    runner = env.create_local_runner()
+    t0 = time.perf_counter()
+    runner.start(concurrency, spawn_rate=concurrency)
+
+    def stopper():
+        while True:
+            gevent.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            if state["stop"] or (duration_s and elapsed >= duration_s):
+                state["stop"] = True
+                runner.quit()
+                return
+
+    gevent.spawn(stopper)
+    runner.greenlet.join(timeout=(duration_s or 0) + timeout_s + 30)
+    if state["t0"] is not None and result.samples:
+        result.duration_s = max(s.t_s + s.latency_ms / 1000 for s in result.samples)
+    else:
+        result.duration_s = time.perf_counter() - t0
+    return result
+
+
+def plot(result: LoadResult, path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    names = list(dict.fromkeys(s.target for s in result.samples))
+    for name in names:
+        lat = [s.latency_ms for s in result.samples if s.target == name and s.status == 200]
+        if lat:
+            ax1.hist(lat, bins=50, alpha=0.55, label=f"{name} (p50 {np.percentile(lat, 50):.1f} ms)")
+        t = np.array([s.t_s for s in result.samples if s.target == name and s.status == 200])
+        if t.size:
+            bins = np.arange(0, max(1.0, result.duration_s) + 1.0, 1.0)
+            counts, edges = np.histogram(t, bins=bins)
+            ax2.plot(edges[:-1], counts, drawstyle="steps-post", label=name)
+    ax1.set_xlabel("latency (ms)"); ax1.set_ylabel("requests"); ax1.set_title("latency distribution")
+    ax1.legend(fontsize=8)
+    ax2.set_xlabel("time (s)"); ax2.set_ylabel("successful requests / s"); ax2.set_title("throughput over time")
+    ax2.legend(fontsize=8)
+    fig.suptitle(f"{result.mode} @ concurrency {result.concurrency} against {result.url}")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def default_prompts(limit: int = 2000) -> list[str]:
+    """Real prompts from the shared data: MT Bench first turns and GSM8K questions."""
+    from routers.data.preferences import default_data_dir
+
+    root = default_data_dir() / "benchmarks"
+    prompts = []
+    with open(root / "mt_bench" / "question.jsonl", encoding="utf-8") as fh:
+        prompts += [json.loads(line)["turns"][0] for line in fh if line.strip()]
+    with open(root / "gsm8k" / "test.jsonl", encoding="utf-8") as fh:
+        prompts += [json.loads(line)["question"] for line in fh if line.strip()]
+    rng = np.random.default_rng(0)
+    rng.shuffle(prompts)
+    return prompts[:limit]
+
+
+def loadtest(
+    url: str = "http://127.0.0.1:8000",
+    mode: str = "route",
+    model: str = "router-random",
+    direct_model: str | None = None,
+    noop_prefix: str = "/noop",
+    concurrency: int = 16,
+    duration_s: float | None = 30.0,
+    max_requests: int | None = None,
+    rate_per_s: float | None = None,
+    max_tokens: int = 16,
+    out_dir: str | Path | None = None,
+    api_key: str | None = None,
+    prompts: Sequence[str] | None = None,
+    warmup_requests: int = 0,
+) -> dict:
+    """Python entry point of ``rayroute loadtest``; returns the JSON summary (and writes files)."""
+    check_loopback(url)
+    targets = make_targets(mode, model, direct_model, noop_prefix, max_tokens)
+    result = run_load(url, targets, list(prompts) if prompts else default_prompts(), concurrency,
+                      duration_s, max_requests, rate_per_s, api_key, warmup_requests=warmup_requests)
+    result.mode = mode
+    summary = result.summary()
+    if out_dir:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"loadtest-{mode}.json").write_text(json.dumps(summary, indent=2) + "\n")
+        summary["plot"] = str(plot(result, out / f"loadtest-{mode}.png"))
+    return summary
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    summary = loadtest(
+        url=args.url, mode=args.mode, model=args.model, direct_model=args.direct_model,
+        noop_prefix=args.noop_prefix, concurrency=args.concurrency, duration_s=args.duration_s,
+        max_requests=args.requests, rate_per_s=args.rate, max_tokens=args.max_tokens,
+        out_dir=args.out, api_key=api_key, warmup_requests=args.warmup,
+    )
+    for name, t in summary["targets"].items():
+        lat = t["latency_ms"]
+        print(f"{name:12s} n={t['requests']:6d} errors={t['errors']:4d} {t['throughput_rps']:8.1f} req/s  "
+              f"p50 {lat['p50']:7.1f} ms  p95 {lat['p95']:7.1f} ms  p99 {lat['p99']:7.1f} ms  "
+              f"routed {t['routed_model_split']}")
+    if "comparison" in summary:
+        c = summary["comparison"]
+        print(f"{c['a']} vs {c['b']}: p50 difference {c['p50_difference_ms']:+.1f} ms, "
+              f"throughput ratio {c['throughput_ratio'] or float('nan'):.2f}, p99 ratio {c['p99_ratio'] or float('nan'):.2f}")
+    total_errors = sum(t["errors"] for t in summary["targets"].values())
+    return 1 if total_errors and args.fail_on_error else 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("loadtest", help="load-test a running ingress on a loopback address (bounded; JSON + PNG)")
+    p.add_argument("--url", default="http://127.0.0.1:8000", help="ingress base URL (loopback only)")
+    p.add_argument("--mode", choices=MODES, default="route")
+    p.add_argument("--model", default="router-random", help="model string sent, e.g. router-mf-0.5")
+    p.add_argument("--direct-model", help="weak model's served name, for chat-vs-direct")
+    p.add_argument("--noop-prefix", default="/noop", help="route prefix of the no-op app, for route-vs-noop")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrent closed-loop users")
+    p.add_argument("--duration-s", type=float, default=30.0, help="stop after this many seconds")
+    p.add_argument("--requests", type=int, help="stop after this many requests")
+    p.add_argument("--rate", type=float, help="target total request rate per second (default: as fast as possible)")
+    p.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
+    p.add_argument("--max-tokens", type=int, default=16, help="max_tokens for chat modes")
+    p.add_argument("--out", help="directory for loadtest-<mode>.json and .png")
+    p.add_argument("--api-key-env", default="RAYROUTE_API_KEY", help="env var holding the ingress API key, if any")
+    p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any request failed")
+    p.set_defaults(func=_cmd)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from deployments.cli import main
+
+    sys.exit(main(["loadtest", *sys.argv[1:]]))
