@@ -60,6 +60,11 @@ def _resolve(path, default_rel: str) -> Path:
     return p
 
 
+def _show(value) -> str:
+    """repr of a cell value for messages (numpy scalars shown as plain Python values)."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
 def _require_columns(df: pd.DataFrame, cols, where) -> None:
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -109,13 +114,13 @@ def load_alpaca_eval(path=None) -> pd.DataFrame:
     bad = pref.isna() | ~(((pref >= 1.0) & (pref <= 2.0)) | (pref == 0.0))
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(f"{where}/judgments.csv: row {i} preference={jud['preference'].iloc[i]!r}; "
+        raise DataError(f"{where}/judgments.csv: row {i} preference={_show(jud['preference'].iloc[i])}; "
                         "AlpacaEval preferences are 0.0 (draw) or in [1.0, 2.0]")
     text = dict(zip(ins["id"], ins["instruction"]))
     prompt = jud["instruction_id"].map(text)
     if prompt.isna().any():
         i = int(np.flatnonzero(prompt.isna().to_numpy())[0])
-        raise DataError(f"{where}/judgments.csv: row {i} instruction_id={jud['instruction_id'].iloc[i]!r} "
+        raise DataError(f"{where}/judgments.csv: row {i} instruction_id={_show(jud['instruction_id'].iloc[i])} "
                         "is not an id in instructions.jsonl")
     tie = (pref == 0.0) | (pref == 1.5)
     df = pd.DataFrame({
@@ -179,7 +184,7 @@ def read_routerbench(path=None) -> pd.DataFrame:
         if bad.any().any():
             col = bad.any()[lambda s: s].index[0]
             raise DataError(f"{f}: column {col!r} must hold 0/1 correctness (or be empty), "
-                            f"got {df.loc[bad[col], col].iloc[0]!r}")
+                            f"got {_show(df.loc[bad[col], col].iloc[0])}")
         df[models] = vals
         df["_file"] = f.name
         frames.append(df)

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -47,9 +46,15 @@ L2_PRIOR = 1e-2
 def _model_index(df: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
     if df.empty:
         raise DataError("no preference rows to fit ratings on; check the sources")
-    models = sorted(set(df["model_a"]) | set(df["model_b"]))
-    idx = {m: i for i, m in enumerate(models)}
-    return models, df["model_a"].map(idx).to_numpy(), df["model_b"].map(idx).to_numpy()
+    # factorize on object arrays: iterating pandas string columns in Python is ~10x slower
+    both = np.concatenate([df["model_a"].to_numpy(dtype=object), df["model_b"].to_numpy(dtype=object)])
+    codes, uniques = pd.factorize(both)
+    order = np.argsort(uniques.astype(str), kind="stable")  # sorted names: a deterministic index
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    codes = rank[codes]
+    n = len(df)
+    return [str(uniques[i]) for i in order], codes[:n], codes[n:]
 
 
 def fit_bradley_terry(df: pd.DataFrame, l2: float = L2_PRIOR) -> pd.Series:
@@ -67,18 +72,38 @@ def fit_bradley_terry(df: pd.DataFrame, l2: float = L2_PRIOR) -> pd.Series:
 
     def nll(theta):
         d = theta[ib] - theta[ia]  # log-odds that b wins
-        # -[wb log s(d) + wa log s(-d)], with log s(x) = -logaddexp(0, -x) (stable)
-        loss = wb @ np.logaddexp(0, -d) + wa @ np.logaddexp(0, d) + 0.5 * l2 * theta @ theta
-        s = 1.0 / (1.0 + np.exp(-d))
-        g_d = -wb * (1 - s) + wa * s
-        grad = np.bincount(ib, g_d, n) - np.bincount(ia, g_d, n) + l2 * theta
-        return loss, grad
+        # -[wb log s(d) + wa log s(-d)], with log s(x) = -logaddexp(0, -x) (numerically stable)
+        return wb @ np.logaddexp(0, -d) + wa @ np.logaddexp(0, d) + 0.5 * l2 * theta @ theta
 
-    res = minimize(nll, np.zeros(n), jac=True, method="L-BFGS-B",
-                   options={"maxiter": 10_000, "gtol": 1e-9, "ftol": 1e-15})
-    if not np.all(np.isfinite(res.x)):
-        raise DataError(f"Bradley-Terry fit diverged ({res.message}); check the preference weights")
-    ratings = ELO_MEAN + ELO_SCALE * (res.x - res.x.mean())
+    # Newton's method with backtracking: the objective is strictly convex (thanks to the prior)
+    # and has one parameter per model, so the exact Hessian is small and ~10 steps converge.
+    # (scipy's L-BFGS-B needed ~300 evaluations and seconds for the same fit.)
+    theta = np.zeros(n)
+    f = nll(theta)
+    for _ in range(200):
+        d = theta[ib] - theta[ia]
+        s = 1.0 / (1.0 + np.exp(-d))
+        g_d = -wb * (1 - s) + wa * s  # d loss / d d, per pair
+        grad = np.bincount(ib, g_d, n) - np.bincount(ia, g_d, n) + l2 * theta
+        h_d = (wa + wb) * s * (1 - s)  # d2 loss / d d2: a weighted graph Laplacian below
+        hess = l2 * np.eye(n)
+        np.add.at(hess, (ia, ia), h_d)
+        np.add.at(hess, (ib, ib), h_d)
+        np.add.at(hess, (ia, ib), -h_d)
+        np.add.at(hess, (ib, ia), -h_d)
+        step = np.linalg.solve(hess, grad)
+        t = 1.0
+        while True:
+            f_new = nll(theta - t * step)
+            if f_new <= f - 1e-4 * t * grad @ step or t < 1e-10:
+                break
+            t *= 0.5
+        theta, f_prev, f = theta - t * step, f, f_new
+        if grad @ step < 1e-12 * max(1.0, abs(f)) or f_prev - f < 1e-14 * max(1.0, abs(f)):
+            break
+    if not np.all(np.isfinite(theta)):
+        raise DataError("Bradley-Terry fit diverged; check the preference weights (finite, >= 0)")
+    ratings = ELO_MEAN + ELO_SCALE * (theta - theta.mean())
     return pd.Series(ratings, index=models, name="rating").sort_values(ascending=False)
 
 
