@@ -1,0 +1,115 @@
+"""Serving metrics: Ray Serve custom metrics (exported by Ray's Prometheus endpoint) plus an
+in-process copy per replica, served at ``GET /v1/stats`` for tests and quick looks.
+
+Exported series (Ray prefixes ``ray_``):
+- ``rayroute_requests_total{router, routed_model, route}``
+- ``rayroute_strong_fraction{router}``             gauge: strong calls / routed calls (this replica)
+- ``rayroute_router_latency_seconds{router}``      histogram
+- ``rayroute_fallbacks_total{reason, from_model, to_model}``
+- ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
+- ``rayroute_errors_total{status, code}``
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter as _Counter
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+LATENCY_BOUNDARIES_S = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]
+
+
+class ServingMetrics:
+    """Counts requests, routes, fallbacks, latency and cost. ``export=False`` keeps it in-process
+    only (no Ray needed), which is what unit tests use."""
+
+    def __init__(self, export: bool = True) -> None:
+        self._lock = threading.Lock()
+        self.requests: _Counter[tuple[str, str, str]] = _Counter()
+        self.fallbacks: _Counter[tuple[str, str, str]] = _Counter()
+        self.errors: _Counter[tuple[int, str]] = _Counter()
+        self.cost_usd: dict[str, float] = {}
+        self.routed: _Counter[str] = _Counter()
+        self.strong: _Counter[str] = _Counter()
+        self.latency_sum_s: dict[str, float] = {}
+        self._ray: dict[str, Any] | None = None
+        if export:
+            try:
+                self._ray = self._make_ray_metrics()
+            except Exception as exc:  # metrics must never take the service down
+                log.warning("Ray metrics unavailable (%s); keeping in-process counts only", exc)
+
+    @staticmethod
+    def _make_ray_metrics() -> dict[str, Any]:
+        from ray.serve import metrics as m
+
+        return {
+            "requests": m.Counter("rayroute_requests_total", description="Chat requests by router and routed model",
+                                  tag_keys=("router", "routed_model", "route")),
+            "strong_fraction": m.Gauge("rayroute_strong_fraction", description="Strong calls / routed calls",
+                                       tag_keys=("router",)),
+            "latency": m.Histogram("rayroute_router_latency_seconds", description="Routing decision latency",
+                                   boundaries=LATENCY_BOUNDARIES_S, tag_keys=("router",)),
+            "fallbacks": m.Counter("rayroute_fallbacks_total", description="Requests served by a fallback model",
+                                   tag_keys=("reason", "from_model", "to_model")),
+            "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
+                              tag_keys=("model",)),
+            "errors": m.Counter("rayroute_errors_total", description="Error responses", tag_keys=("status", "code")),
+        }
+
+    def _emit(self, name: str, method: str, value: float, tags: dict[str, str]) -> None:
+        if self._ray is None:
+            return
+        try:
+            getattr(self._ray[name], method)(value, tags=tags)
+        except Exception as exc:  # pragma: no cover - never fail a request on metrics
+            log.debug("metric %s failed: %s", name, exc)
+
+    def record_route(self, router: str, route: str, latency_s: float) -> None:
+        with self._lock:
+            self.routed[router] += 1
+            if route == "strong":
+                self.strong[router] += 1
+            self.latency_sum_s[router] = self.latency_sum_s.get(router, 0.0) + latency_s
+            frac = self.strong[router] / self.routed[router]
+        self._emit("latency", "observe", latency_s, {"router": router})
+        self._emit("strong_fraction", "set", frac, {"router": router})
+
+    def record_request(self, router: str, routed_model: str, route: str) -> None:
+        with self._lock:
+            self.requests[(router, routed_model, route)] += 1
+        self._emit("requests", "inc", 1, {"router": router, "routed_model": routed_model, "route": route})
+
+    def record_fallback(self, reason: str, from_model: str, to_model: str) -> None:
+        with self._lock:
+            self.fallbacks[(reason, from_model, to_model)] += 1
+        self._emit("fallbacks", "inc", 1, {"reason": reason, "from_model": from_model, "to_model": to_model})
+
+    def record_cost(self, model: str, usd: float) -> None:
+        if usd <= 0:
+            return
+        with self._lock:
+            self.cost_usd[model] = self.cost_usd.get(model, 0.0) + usd
+        self._emit("cost", "inc", usd, {"model": model})
+
+    def record_error(self, status: int, code: str) -> None:
+        with self._lock:
+            self.errors[(status, code)] += 1
+        self._emit("errors", "inc", 1, {"status": str(status), "code": code})
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": [{"router": r, "routed_model": m, "route": k, "count": c}
+                             for (r, m, k), c in sorted(self.requests.items())],
+                "strong_fraction": {r: self.strong[r] / n for r, n in self.routed.items() if n},
+                "router_latency_mean_s": {r: self.latency_sum_s[r] / n for r, n in self.routed.items() if n},
+                "fallbacks": [{"reason": r, "from_model": f, "to_model": t, "count": c}
+                              for (r, f, t), c in sorted(self.fallbacks.items())],
+                "fallbacks_total": sum(self.fallbacks.values()),
+                "estimated_cost_usd": dict(self.cost_usd),
+                "errors": [{"status": s, "code": c, "count": n} for (s, c), n in sorted(self.errors.items())],
+            }

@@ -1,0 +1,186 @@
+"""One router, served: batched scoring off the event loop, hot checkpoint reload, calibration.
+
+Plain class; ``deployments.app`` turns it into a Serve deployment (one per configured router).
+``user_config`` (serve_config.yaml / ``serve deploy``) goes to ``reconfigure``: a changed
+``source``/``kwargs``/``reload_token`` reloads the router in place, without restarting the replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ray import serve
+
+from routers.base import Router, strong_mask, validate_threshold
+from routers.embeddings import routing_text
+from routers.registry import load_router
+
+from deployments.errors import CalibrationUnavailableError, ThresholdError
+
+log = logging.getLogger("ray.serve")
+
+
+def read_prompts(path: str | Path, field: str = "instruction", limit: int = 500) -> list[str]:
+    """Prompts for calibration from .jsonl (``field``), .csv (column ``field``) or .txt (one per line)."""
+    path = Path(path)
+    out: list[str] = []
+    if path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                if line.strip():
+                    value = json.loads(line).get(field)
+                    if isinstance(value, str) and value.strip():
+                        out.append(value)
+                if len(out) >= limit:
+                    break
+    elif path.suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as fh:
+            for row in csv.DictReader(fh):
+                value = row.get(field)
+                if value and value.strip():
+                    out.append(value)
+                if len(out) >= limit:
+                    break
+    else:
+        out = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()][:limit]
+    return out
+
+
+def threshold_for_fraction(scores: np.ndarray, strong_fraction: float) -> float:
+    """Threshold α such that about ``strong_fraction`` of ``scores`` satisfy P >= α (RouteLLM's
+    percentile calibration)."""
+    if strong_fraction <= 0.0:
+        return 1.0
+    if strong_fraction >= 1.0:
+        return 0.0
+    return float(np.clip(np.percentile(scores, 100.0 * (1.0 - strong_fraction)), 0.0, 1.0))
+
+
+class RouterReplica:
+    """Wraps one ``routers`` Router. ``route(text, threshold, strong_fraction)`` is the hot path."""
+
+    def __init__(
+        self,
+        alias: str,
+        config: dict[str, Any],
+        loader: Callable[..., Router] = load_router,
+    ) -> None:
+        self.alias = alias
+        self._loader = loader
+        self._config: dict[str, Any] = {}
+        self._router: Router | None = None
+        self._calibration: np.ndarray | None = None
+        self._calibration_note = "no calibration configured"
+        self._apply(config)
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this with the deployment's user_config (at start and on every change)."""
+        self._apply(user_config)
+
+    def _apply(self, config: dict[str, Any]) -> None:
+        config = dict(config or {})
+        default_threshold = validate_threshold(config.get("default_threshold", 0.5))
+        reload_keys = ("source", "kwargs", "reload_token")
+        needs_reload = self._router is None or any(config.get(k) != self._config.get(k) for k in reload_keys)
+        if needs_reload:
+            source = config.get("source") or self.alias
+            t0 = time.perf_counter()
+            router = self._loader(source, **(config.get("kwargs") or {}))
+            log.info("router %r loaded from %r in %.2fs: %s", self.alias, source, time.perf_counter() - t0,
+                     router.describe())
+            self._router = router
+        if needs_reload or config.get("calibration") != self._config.get("calibration"):
+            self._calibrate(config.get("calibration"))
+        batch = config.get("max_batch_size")
+        if batch:
+            self.score_batch.set_max_batch_size(int(batch))
+        wait = config.get("batch_wait_timeout_s")
+        if wait is not None:
+            self.score_batch.set_batch_wait_timeout_s(float(wait))
+        config["default_threshold"] = default_threshold
+        self._config = config
+
+    def _calibrate(self, cal: dict[str, Any] | None) -> None:
+        self._calibration = None
+        if not cal:
+            self._calibration_note = "no calibration configured"
+            return
+        path = Path(cal["prompts_file"])
+        if not path.is_file():
+            note = f"calibration prompts file {str(path)!r} does not exist"
+            if cal.get("required", False):
+                raise FileNotFoundError(note + "; fix calibration.prompts_file or set required: false")
+            log.warning("router %r: %s; strong-fraction model names are disabled", self.alias, note)
+            self._calibration_note = note
+            return
+        prompts = read_prompts(path, cal.get("field", "instruction"), int(cal.get("max_prompts", 500)))
+        if not prompts:
+            raise ValueError(f"calibration prompts file {str(path)!r} has no prompts in field {cal.get('field')!r}")
+        t0 = time.perf_counter()
+        scores = np.asarray(self._router.score(prompts), dtype=np.float64)
+        self._calibration = np.sort(scores)
+        self._calibration_note = f"{len(prompts)} prompts from {path.name}"
+        log.info("router %r calibrated on %d prompts in %.2fs", self.alias, len(prompts), time.perf_counter() - t0)
+
+    # --- serving ---------------------------------------------------------------------------------
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def score_batch(self, texts: list[str]) -> list[float]:
+        router = self._router
+        scores = await asyncio.to_thread(router.score, texts)
+        return [float(s) for s in np.asarray(scores, dtype=np.float64)]
+
+    def resolve_threshold(self, threshold: float | None, strong_fraction: float | None) -> float:
+        if strong_fraction is not None:
+            if self._calibration is None:
+                raise CalibrationUnavailableError(
+                    f"router {self.alias!r} cannot take a strong fraction ({strong_fraction}): "
+                    f"{self._calibration_note}; configure calibration.prompts_file for it or pass a "
+                    f"threshold, e.g. 'router-{self.alias}-0.5'",
+                    param="model",
+                )
+            return threshold_for_fraction(self._calibration, strong_fraction)
+        if threshold is None:
+            return float(self._config["default_threshold"])
+        try:
+            return validate_threshold(threshold)
+        except ValueError as exc:
+            raise ThresholdError(str(exc), param="model") from None
+
+    async def route(
+        self,
+        messages_or_text: list[dict[str, Any]] | str,
+        threshold: float | None = None,
+        strong_fraction: float | None = None,
+    ) -> dict[str, Any]:
+        """Score one conversation and apply the threshold rule. Returns p_strong, threshold, strong."""
+        alpha = self.resolve_threshold(threshold, strong_fraction)
+        text = routing_text(messages_or_text)
+        p = await self.score_batch(text)
+        strong = bool(strong_mask([p], alpha)[0])
+        return {"router": self.alias, "p_strong": p, "threshold": alpha, "strong": strong,
+                "strong_fraction": strong_fraction}
+
+    def describe(self) -> dict[str, Any]:
+        info = dict(self._router.describe()) if self._router is not None else {}
+        return {
+            "alias": self.alias,
+            "router": info,
+            "default_threshold": self._config.get("default_threshold"),
+            "calibration": self._calibration_note,
+            "calibrated": self._calibration is not None,
+        }
+
+    def check_health(self) -> None:
+        if self._router is None:
+            raise RuntimeError(f"router {self.alias!r} is not loaded")

@@ -1,0 +1,162 @@
+"""A small, real OpenAI-compatible HTTP server on 127.0.0.1 standing in for the remote strong API.
+
+It speaks POST /v1/chat/completions (plain and SSE streaming, ``data: [DONE]``), checks the bearer
+key, echoes the sampling parameters it received (so tests can see pass-through), and can be told
+to fail: ``server.mode = "ok" | "500" | "429" | "hang" | "drop_mid_stream"``; ``server.fail_every``
+fails every k-th request. ``server.requests`` records what arrived (for assertions).
+
+    with OpenAIServer(api_key="k") as srv:   # srv.base_url == "http://127.0.0.1:<port>/v1"
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from typing import Any
+
+MODEL_REPLY = "strong model says hello"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OpenAIServer:
+    def __init__(self, api_key: str | None = None, port: int | None = None, model_reply: str = MODEL_REPLY) -> None:
+        self.api_key = api_key
+        self.port = port or free_port()
+        self.model_reply = model_reply
+        self.mode = "ok"
+        self.fail_every = 0
+        self.hang_s = 30.0
+        self.requests: list[dict[str, Any]] = []
+        self._count = 0
+        self._server = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    # --- the app ---------------------------------------------------------------------------------
+
+    def _app(self):
+        from fastapi import FastAPI, Request
+        from fastapi.responses import JSONResponse, StreamingResponse
+
+        app = FastAPI()
+        srv = self
+
+        def err(status: int, message: str, headers: dict | None = None):
+            return JSONResponse({"error": {"message": message, "type": "server_error", "param": None, "code": None}},
+                                status_code=status, headers=headers)
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request):
+            if srv.api_key is not None and request.headers.get("authorization") != f"Bearer {srv.api_key}":
+                return err(401, "bad key")
+            body = await request.json()
+            srv.requests.append(body)
+            srv._count += 1
+            mode = srv.mode
+            if srv.fail_every and srv._count % srv.fail_every == 0 and mode == "ok":
+                mode = "500"
+            if mode == "500":
+                return err(500, "injected failure")
+            if mode == "429":
+                return err(429, "slow down", headers={"retry-after": "0"})
+            if mode == "hang":
+                await asyncio.sleep(srv.hang_s)
+            n = int(body.get("n") or 1)
+            params = {k: body.get(k) for k in ("temperature", "max_tokens", "top_p", "stop", "n") if k in body}
+            text = f"{srv.model_reply} {json.dumps(params, sort_keys=True)}"
+            cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+            if not body.get("stream"):
+                return {
+                    "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+                    "choices": [{"index": i, "message": {"role": "assistant", "content": text},
+                                 "finish_reason": "stop"} for i in range(n)],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }
+
+            async def events():
+                for i in range(n):
+                    yield _sse(cid, body["model"], i, {"role": "assistant", "content": ""})
+                words = text.split(" ")
+                for k, w in enumerate(words):
+                    if mode == "drop_mid_stream" and k == 2:
+                        raise ConnectionResetError("injected drop")
+                    for i in range(n):
+                        yield _sse(cid, body["model"], i, {"content": (" " if k else "") + w})
+                for i in range(n):
+                    yield _sse(cid, body["model"], i, {}, finish="stop")
+                if (body.get("stream_options") or {}).get("include_usage"):
+                    yield "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": 0,
+                                                 "model": body["model"], "choices": [],
+                                                 "usage": {"prompt_tokens": 10, "completion_tokens": 5,
+                                                           "total_tokens": 15}}) + "\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream")
+
+        @app.get("/v1/models")
+        async def models():
+            return {"object": "list", "data": [{"id": "fake-strong", "object": "model", "created": 0, "owned_by": "t"}]}
+
+        return app
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, timeout_s: float = 20.0) -> "OpenAIServer":
+        import uvicorn
+
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + timeout_s
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError(f"fake OpenAI server did not start on port {self.port}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self._server = None
+        self._thread = None
+
+    def __enter__(self) -> "OpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _sse(cid: str, model: str, index: int, delta: dict, finish: str | None = None) -> str:
+    chunk = {"id": cid, "object": "chat.completion.chunk", "created": 0, "model": model,
+             "choices": [{"index": index, "delta": delta, "finish_reason": finish}]}
+    return "data: " + json.dumps(chunk) + "\n\n"
+
+
+if __name__ == "__main__":  # manual use: python -m tests.integration.openai_server
+    import sys
+
+    srv = OpenAIServer(api_key=sys.argv[1] if len(sys.argv) > 1 else None, port=int(sys.argv[2]) if len(sys.argv) > 2 else None)
+    srv.start()
+    print(srv.base_url, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        srv.stop()
