@@ -1,0 +1,86 @@
+"""Pieces shared by the two neural classifier routers (``bert`` and ``causal_llm``).
+
+Both predict a distribution over the three comparison outcomes of paper section 3.1,
+L = {win_s, tie, win_w}, in the fixed order of ``LABELS``; P(strong wins) is the first entry,
+which equals 1 - P(tie) - P(weak wins) (Eq. 13 generalised to three classes).
+
+Nothing here imports torch at import time: the registry must be able to list routers cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from routers.errors import CheckpointError, ConfigError
+
+#: Outcome classes, in the order of the classifier outputs. Index 0 is "strong model wins".
+LABELS: tuple[str, str, str] = ("strong", "tie", "weak")
+STRONG_INDEX = 0
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` -> "cuda" when available, else "cpu"; anything else is passed through."""
+    if device in (None, "auto"):
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
+
+
+def check_positive_int(name: str, value, minimum: int = 1) -> int:
+    """Return ``value`` as an int >= minimum, else ConfigError naming the option."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def length_sorted_batches(texts: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Yield index lists of at most ``batch_size`` prompts of similar length (longest first).
+
+    Sorting by character length is a cheap proxy for token length; it keeps padding small, which
+    is most of the speed-up of batching on CPU. Callers scatter results back by index.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def require_files(ckpt: Path, names: Sequence[str], what: str) -> None:
+    """CheckpointError naming the checkpoint and the first missing file among ``names``
+    (paths relative to ``ckpt``)."""
+    for name in names:
+        if not (ckpt / name).exists():
+            raise CheckpointError(
+                f"{what} checkpoint {str(ckpt)!r} is incomplete: {name!r} is missing; "
+                f"re-run training or point at a complete checkpoint"
+            )
+
+
+def replace_subdir(root: Path, name: str, writer: Callable[[Path], None]) -> None:
+    """Write ``root/name`` by calling ``writer(tmpdir)`` then swapping it in.
+
+    Why: a crash mid-save must not leave a half-written weights folder next to a valid
+    ``config.json``; the router's config is written after this returns, so it only ever names
+    complete folders.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    try:
+        writer(tmp)
+        target = root / name
+        old = None
+        if target.exists():
+            old = root / f".{name}.old"
+            if old.exists():
+                shutil.rmtree(old)
+            os.replace(target, old)
+        os.replace(tmp, target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
