@@ -197,15 +197,29 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def serve_config_for(profile: Profile, serve_config: Path = SERVE_CONFIG) -> dict:
+def serve_config_for(profile: Profile, serve_config: Path | None = None) -> dict:
     """``serve_config.yaml`` with the profile's ``serve:`` overlay merged on."""
+    serve_config = Path(serve_config or SERVE_CONFIG)
     base = load_yaml(serve_config)
     if not isinstance(base, dict) or not isinstance(base.get("applications"), list):
         raise K8sError(f"{serve_config}: expected a Serve config with `applications:`")
-    return merge(base, profile.serve, "serve")
+    merged = merge(base, profile.serve, "serve")
+    # the overlay must not add applications or Serve deployments (not even into an absent list)
+    base_apps = {a.get("name"): a for a in base["applications"] if isinstance(a, dict)}
+    for app in merged.get("applications") or []:
+        if app.get("name") not in base_apps:
+            raise K8sError(f"{profile.path}: application {app.get('name')!r} is not in {serve_config}")
+        known = {d.get("name") for d in base_apps[app["name"]].get("deployments") or []}
+        added = [d.get("name") for d in app.get("deployments") or [] if d.get("name") not in known]
+        if added:
+            raise K8sError(
+                f"{profile.path}: deployments {added} of application {app['name']!r} are not in "
+                f"{serve_config}'s `deployments:`; a profile may only change what serve_config.yaml defines"
+            )
+    return merged
 
 
-def render(profile: Profile | str, serve_config: Path = SERVE_CONFIG) -> str:
+def render(profile: Profile | str, serve_config: Path | None = None) -> str:
     """The full text of the profile's manifest file (deterministic)."""
     if not isinstance(profile, Profile):
         profile = load_profile(profile)
@@ -222,7 +236,7 @@ def render(profile: Profile | str, serve_config: Path = SERVE_CONFIG) -> str:
     return HEADER.format(profile=profile.name) + "---\n".join(dump_yaml(d) for d in docs)
 
 
-def render_all(profiles: Iterable[str] | None = None, *, check: bool = False, serve_config: Path = SERVE_CONFIG) -> list[str]:
+def render_all(profiles: Iterable[str] | None = None, *, check: bool = False, serve_config: Path | None = None) -> list[str]:
     """Write (or with ``check`` compare) each profile's manifest; return the problems found."""
     problems = []
     for name in profiles or list_profiles():
@@ -543,7 +557,7 @@ def default_manifests() -> list[Path]:
 
 
 def _render_cmd(args: argparse.Namespace) -> int:
-    problems = render_all(args.profile or None, check=args.check, serve_config=Path(args.serve_config))
+    problems = render_all(args.profile or None, check=args.check, serve_config=args.serve_config)
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
@@ -571,7 +585,7 @@ def add_cli(sub) -> None:
     r = k8s_sub.add_parser("render", help="generate k8s/rayservice-<profile>.yaml from serve_config.yaml + k8s/profiles/")
     r.add_argument("profile", nargs="*", help="profile names (default: every k8s/profiles/*.yaml)")
     r.add_argument("--check", action="store_true", help="write nothing; exit 1 if a committed manifest differs")
-    r.add_argument("--serve-config", default=str(SERVE_CONFIG), help="the base Serve config (default: serve_config.yaml)")
+    r.add_argument("--serve-config", default=None, help="the base Serve config (default: serve_config.yaml)")
     r.set_defaults(func=_render_cmd)
     v = k8s_sub.add_parser("validate", help="validate manifests against the KubeRay CRDs, Kubernetes, Serve and AppArgs")
     v.add_argument("files", nargs="*", help="manifest files (default: k8s/*.yaml)")
