@@ -123,7 +123,9 @@ class MatrixFactorizationRouter(EmbeddingRouter):
     def score_embeddings(self, emb: np.ndarray) -> np.ndarray:
         """P(strong wins) for precomputed prompt embeddings of shape (N, d_q)."""
         emb = self.check_embeddings(emb)
-        return sigmoid(emb.astype(np.float64) @ self.u + self.c)
+        # Row-wise multiply-and-sum instead of a BLAS mat-vec: BLAS may block a batch differently
+        # from a single row, and batched scores must equal single-prompt scores bit for bit.
+        return sigmoid((emb.astype(np.float64) * self.u).sum(axis=1) + self.c)
 
     def delta(self, emb: np.ndarray, name: str) -> np.ndarray:
         """δ(M, q) of Eq. 12 for every row of ``emb`` (full form, for checks and analysis)."""

@@ -65,9 +65,11 @@ def max_similarity(emb: np.ndarray, chunk: int = 2048) -> np.ndarray:
 
 def log_weights(query_emb: np.ndarray, train_emb: np.ndarray, max_sim: np.ndarray, gamma: float) -> np.ndarray:
     """log ω for every (query, training prompt) pair: ln γ · (1 + S(q, q')), shape (B, n)."""
-    sims = np.asarray(query_emb, dtype=np.float32) @ np.asarray(train_emb, dtype=np.float32).T
-    s = sims / np.maximum(max_sim, MIN_MAX_SIM)[None, :]
-    return np.log(gamma) * (1.0 + s.astype(np.float64))
+    # float64: a float32 product differs between batch and single-row calls at ~1e-8 after
+    # γ^(...); float64 keeps batched and single scores equal to ~1e-15.
+    sims = np.asarray(query_emb, dtype=np.float64) @ np.asarray(train_emb, dtype=np.float64).T
+    s = sims / np.maximum(max_sim, MIN_MAX_SIM).astype(np.float64)[None, :]
+    return np.log(gamma) * (1.0 + s)
 
 
 def bradley_terry(wins: np.ndarray, ridge: float = RIDGE, iters: int = 100, tol: float = 1e-10) -> np.ndarray:
@@ -161,7 +163,7 @@ class SWRankingRouter(EmbeddingRouter):
         # re-normalised in float32, so a saved and re-loaded router scores bit-identically.
         self._emb16 = np.asarray(embeddings).astype(np.float16)
         emb = self._emb16.astype(np.float32)
-        self.train_emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        self.train_emb = (emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)).astype(np.float64)
         self.max_sim = np.asarray(max_sim, dtype=np.float32)
         self.group_names = [str(g) for g in group_names]
         n, k = len(self.train_emb), len(self.group_names)

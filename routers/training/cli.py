@@ -41,20 +41,9 @@ def trainer(router: str):
 
 
 def _read_mix(path: str | None):
-    """A mix file as the data module reads it; None means the default mix."""
-    if path is None:
-        return None
-    from routers.training import data as tdata
-
-    for name in ("read_mix", "load_mix_file", "TrainingMix.from_file"):
-        obj: Any = tdata
-        try:
-            for part in name.split("."):
-                obj = getattr(obj, part)
-        except AttributeError:
-            continue
-        return obj(path)
-    return path  # let the trainer's load_mix interpret the path
+    """None (the default mix), a ``.jsonl`` file of canonical records, or a mix file (JSON/YAML),
+    which ``routers.training.data.load_mix`` reads; both are resolved by ``load_preferences``."""
+    return path
 
 
 def run_train(router: str, **options: Any):

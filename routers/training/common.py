@@ -82,7 +82,7 @@ def split_by_prompt(prompts: pd.Series, val_fraction: float = 0.05, seed: int = 
     so no prompt is in both splits (rows of one prompt stay together)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    uniq = pd.unique(prompts)
+    uniq = np.array(sorted(pd.unique(prompts)), dtype=object)  # sorted: same split as train_val_split
     rng = np.random.default_rng(seed)
     n_val = int(round(len(uniq) * val_fraction))
     if val_fraction > 0 and len(uniq) >= 2:
@@ -108,16 +108,20 @@ def load_preferences(mix: Any = None) -> pd.DataFrame:
         raise DataError(
             "routers.training.data is not available, so no training mix can be loaded; pass a DataFrame"
         ) from exc
-    if mix is not None and isinstance(mix, (str, Path)) and hasattr(tdata, "read_mix"):
-        mix = tdata.read_mix(mix)
+    if isinstance(mix, (str, Path)) and str(mix).endswith(".jsonl"):
+        # one file of canonical records (routers.data.preferences.load_jsonl) is a mix of one source
+        from routers.data.preferences import load_jsonl
+
+        return validate_frame(load_jsonl(mix), where=str(mix))
     return tdata.load_mix(mix if mix is not None else tdata.default_mix())
 
 
 def tier_table(df: pd.DataFrame):
-    """Tiers of the models in ``df`` (``routers.data.tiers.compute_tiers``)."""
+    """Tiers of the models in ``df`` (``routers.data.tiers.compute_tiers``, 10 tiers as the paper)."""
     from routers.data.tiers import compute_tiers
 
-    return compute_tiers(df)
+    n_models = len(set(df["model_a"]) | set(df["model_b"]))
+    return compute_tiers(df, n_tiers=min(10, n_models))  # the paper's 10, or fewer for tiny data
 
 
 def tier_groups(tiers, strong_tiers=(0, 1), weak_tiers=(2,)) -> dict[str, list[str]]:

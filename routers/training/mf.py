@@ -124,7 +124,7 @@ def train_mf(
         w = torch.tensor(df["weight"].to_numpy(), dtype=torch.float32)
         E = torch.from_numpy(np.array(emb, dtype=np.float32))
 
-        val_mask = torch.from_numpy(split_by_prompt(df["prompt"], val_fraction, seed))
+        val_mask = torch.from_numpy(np.array(split_by_prompt(df["prompt"], val_fraction, seed)))
         tr = torch.nonzero(~val_mask).squeeze(1)
         va = torch.nonzero(val_mask).squeeze(1)
         w_train = w / w[tr].mean()  # mean weight 1 keeps the effective learning rate source-independent

@@ -48,15 +48,18 @@ def group_battles(df: pd.DataFrame, model_groups: Mapping[str, str]) -> tuple[pd
     return out, names
 
 
-def _model_groups(df: pd.DataFrame, group_by: str) -> dict[str, str]:
-    groups = tier_groups(tier_table(df))
-    if group_by == "classes":
-        keys = ["strong", "weak"]
-    elif group_by == "tiers":
-        keys = [g for g in groups if g.startswith("tier")]
-    else:
-        raise ConfigError(f"group_by must be 'classes' or 'tiers', got {group_by!r}")
-    return {m: g for g in keys for m in groups.get(g, [])}
+def class_battles(df: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The paper's strong-class vs weak-class rows (``strong_weak_pairs`` with the mix's tiers),
+    as battles of group 0 (``strong``) against group 1 (``weak``)."""
+    from routers.training.data import strong_weak_pairs
+
+    pairs = strong_weak_pairs(df, tier_table(df))
+    pairs = pairs[pairs["weight"] > 0]
+    return pd.DataFrame({
+        "prompt": pairs["prompt"].to_numpy(), "a": np.zeros(len(pairs), np.int64),
+        "b": np.ones(len(pairs), np.int64), "y": 1.0 - pairs["p_strong"].to_numpy(np.float64),
+        "w": pairs["weight"].to_numpy(np.float64),
+    }), ["strong", "weak"]
 
 
 def _router(battles: pd.DataFrame, names, emb_of: dict[str, np.ndarray], strong, weak, gamma, embedder, info=None):
@@ -107,9 +110,15 @@ def build_sw(
     with Timer() as timer:
         df = load_preferences(mix)
         grouping = group_by if model_groups is None else "custom"
-        if model_groups is None:
-            model_groups = _model_groups(df, group_by)
-        battles, names = group_battles(df, model_groups)
+        if model_groups is not None:
+            battles, names = group_battles(df, model_groups)
+        elif group_by == "classes":
+            battles, names = class_battles(df)
+        elif group_by == "tiers":
+            groups = tier_groups(tier_table(df))
+            battles, names = group_battles(df, {m: g for g, ms in groups.items() if g.startswith("tier") for m in ms})
+        else:
+            raise ConfigError(f"group_by must be 'classes' or 'tiers', got {group_by!r}")
         if battles.empty or len(names) < 2:
             raise DataError(f"no battles between two different groups in the training data (groups: {names})")
         strong = strong or ("strong" if "strong" in names else names[0])
