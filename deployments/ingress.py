@@ -17,7 +17,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routers.errors import ConfigError
 
@@ -121,7 +125,7 @@ class Ingress:
                 f"${self._api_keys_env}" if not token else "invalid API key"
             )
 
-    async def read_json(self, request: Any) -> dict[str, Any]:
+    async def read_json(self, request: Request) -> dict[str, Any]:
         ctype = request.headers.get("content-type", "")
         if ctype and "json" not in ctype.split(";")[0].lower():
             raise UnsupportedMediaTypeError(f"content-type must be application/json, got {ctype[:60]!r}")
@@ -233,9 +237,7 @@ class Ingress:
 
     # --- endpoints -------------------------------------------------------------------------------
 
-    async def chat_completions(self, request: Any) -> Any:
-        from fastapi.responses import JSONResponse, StreamingResponse
-
+    async def chat_completions(self, request: Request) -> Any:
         self.check_auth(request.headers.get("authorization"))
         data = await self.read_json(request)
         try:
@@ -322,7 +324,7 @@ class Ingress:
         return streaming_cls(sse(), media_type="text/event-stream",
                              headers={**self.headers(decision, used, fallback), "cache-control": "no-cache"})
 
-    async def route_only(self, request: Any) -> dict[str, Any]:
+    async def route_only(self, request: Request) -> dict[str, Any]:
         self.check_auth(request.headers.get("authorization"))
         data = await self.read_json(request)
         try:
@@ -344,11 +346,6 @@ class Ingress:
     # --- the ASGI app ----------------------------------------------------------------------------
 
     def build_asgi_app(self) -> Any:
-        from fastapi import FastAPI, Request
-        from fastapi.exceptions import RequestValidationError
-        from fastapi.responses import JSONResponse
-        from starlette.exceptions import HTTPException as StarletteHTTPException
-
         app = FastAPI(title="rayroute", description="OpenAI-compatible LLM router (RouteLLM on Ray Serve)",
                       docs_url=None, redoc_url=None, openapi_url=None)
         ingress = self

