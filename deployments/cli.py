@@ -11,6 +11,8 @@ from routers.cli import main as _routers_main
 SERVING_SUBCOMMANDS: dict[str, str] = {
     "loadtest": "deployments.loadtest",
     "k8s": "deployments.k8s",
+    "serve": "deployments.app",
+    "build-weak-model": "deployments.weak_model_builder",
 }
 
 

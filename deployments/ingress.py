@@ -332,7 +332,7 @@ class Ingress:
         except ValidationError as exc:
             raise from_validation_error(exc) from None
         sel = self.select(req.model)
-        messages = req.messages_as_dicts() if req.messages is not None else req.prompt
+        messages = [m.model_dump(exclude_none=True) for m in req.messages] if req.messages is not None else req.prompt
         decision = await self.decide(sel, messages)
         if decision["p_strong"] is None and sel.routed:
             raise BackendUnavailableError(f"router {sel.router!r} is unavailable; retry")

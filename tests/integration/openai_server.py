@@ -19,6 +19,9 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
 MODEL_REPLY = "strong model says hello"
 
 
@@ -48,9 +51,6 @@ class OpenAIServer:
     # --- the app ---------------------------------------------------------------------------------
 
     def _app(self):
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse, StreamingResponse
-
         app = FastAPI()
         srv = self
 
