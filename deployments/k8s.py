@@ -501,6 +501,12 @@ def cross_checks(doc: dict, serve: dict | None, source: str) -> list[Problem]:
             for part in ("requests", "limits"):
                 if not res.get(part):
                     problems.append(Problem(source, "check", f"{label} container {c.get('name')}", f"no resources.{part}"))
+    if serve is not None:
+        host = (serve.get("http_options") or {}).get("host", "0.0.0.0")
+        if host != "0.0.0.0":
+            problems.append(
+                Problem(source, "check", "spec.serveConfigV2.http_options.host", f"{host!r}: the Serve Service cannot reach it; use 0.0.0.0")
+            )
     if serve is not None and templates:
         port = ((serve.get("http_options") or {}).get("port")) or 8000
         head_ports = {

@@ -330,6 +330,9 @@ def test_cross_checks_reject(crds):
     config.setdefault("http_options", {})["port"] = 9000
     set_serve(rs, config)
     assert any("9000" in str(p) for p in problems_of(rs, crds, validators={"check"}))
+    config["http_options"]["host"] = "127.0.0.1"
+    set_serve(rs, config)
+    assert any("127.0.0.1" in str(p) for p in problems_of(rs, crds, validators={"check"}))
 
 
 # --- what the GPU manifest must say (issue 6) --------------------------------------------------------
