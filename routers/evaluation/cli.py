@@ -1,0 +1,110 @@
+"""``rayroute eval``: evaluate routers on benchmarks and write Markdown, JSON and PNG plots.
+
+Python: ``run_eval(routers=[...], benchmarks=[...], out="eval-out")`` does the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+
+from routers.data.benchmarks import BENCHMARKS
+from routers.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def run_eval(routers=None, benchmarks=None, out: str | Path = "eval-out", doc: str | Path | None = None,
+             command: str | None = None, **kwargs) -> dict:
+    """Evaluate and write ``out``/results.{json,md} and ``out``/<benchmark>.png (and ``doc`` if given).
+    ``kwargs`` are ``EvalConfig`` fields (folds, seed, n_random, mix, embedder, ...)."""
+    from routers.evaluation.pipeline import DEFAULT_ROUTERS, EvalConfig, evaluate
+    from routers.evaluation.report import write_outputs
+
+    cfg = EvalConfig(routers=list(routers or DEFAULT_ROUTERS), benchmarks=list(benchmarks or BENCHMARKS), **kwargs)
+    if cfg.folds < 2:
+        raise ConfigError(f"--folds must be >= 2, got {cfg.folds}")
+    if cfg.n_random < 2:
+        raise ConfigError(f"--n-random must be >= 2, got {cfg.n_random}")
+    result = evaluate(cfg)
+    paths = write_outputs(result, out, command=command, markdown_path=doc)
+    result["outputs"] = {k: str(v) for k, v in paths.items()}
+    return result
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    command = "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else None
+    result = run_eval(
+        routers=_split(args.routers) or None,
+        benchmarks=_split(args.benchmarks) or None,
+        out=args.out,
+        doc=args.doc,
+        command=command,
+        data_dir=args.data_dir,
+        mix=args.mix,
+        strong_models=_split(args.strong_models) or None,
+        weak_models=_split(args.weak_models) or None,
+        embedder=args.embedder,
+        folds=args.folds,
+        seed=args.seed,
+        n_random=args.n_random,
+        ridge_alpha=args.ridge_alpha,
+        decontaminate=not args.no_decontaminate,
+        threshold=args.threshold,
+        cache_dir=args.cache_dir,
+        use_cache=not args.no_cache,
+        strong_price=args.strong_price,
+        weak_price=args.weak_price,
+        progress=not args.quiet,
+    )
+    for name, b in result["benchmarks"].items():
+        r = b["random"]["apgr"]
+        print(f"{name}: n={b['n']} random APGR {r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] "
+              f"oracle {b['oracle']['apgr']:.3f}")
+        for row in b["rows"]:
+            print(f"  {row['router']:<22} APGR {row['apgr']:.3f}  CPT50 {100 * row['cpt50']:.1f}%  "
+                  f"CPT80 {100 * row['cpt80']:.1f}%  [{row['config']}]")
+    print(f"wrote {result['outputs']['markdown']}, {result['outputs']['json']}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate routers on MT Bench / MMLU / GSM8K (or an outcomes CSV): APGR, CPT, plots",
+        description="Evaluate routers on benchmarks. Always reports random (95%% interval), the prompt-length "
+        "baseline and the oracle. Writes results.md (paper layout, paper figures beside ours), results.json "
+        "and one PNG per benchmark into --out.",
+    )
+    p.add_argument("--routers", default=None,
+                   help="comma-separated: ridge, ridge+xfit, ridge:xfit-only, or registry names / checkpoint dirs "
+                        "(mf, sw_ranking, bert, causal_llm, ...); default: ridge,ridge+xfit,ridge:xfit-only")
+    p.add_argument("--benchmarks", default=None,
+                   help=f"comma-separated: {','.join(BENCHMARKS)} or paths to outcomes CSVs (prompt,strong,weak); default: all")
+    p.add_argument("--out", default="eval-out", help="output directory (default: eval-out)")
+    p.add_argument("--doc", default=None, help="also write the Markdown report to this file (e.g. docs/results.md)")
+    p.add_argument("--record-command", action="store_true", help="write the command line into the --doc report")
+    p.add_argument("--data-dir", default=None, help="folder with mt_bench/, mmlu/, gsm8k/ (default: ../shared/data/benchmarks)")
+    p.add_argument("--mix", default=None, help="training mix file (JSON/YAML) for ridge, decontamination and similarity")
+    p.add_argument("--strong-models", default=None, help="comma-separated strong class for general targets (default: tiers 0-1)")
+    p.add_argument("--weak-models", default=None, help="comma-separated weak class (default: tier 2)")
+    p.add_argument("--embedder", default=None, help="embedder spec (default all-MiniLM-L6-v2; hash-64 for smoke tests)")
+    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-random", type=int, default=1000, help="random routings for the baseline's interval")
+    p.add_argument("--ridge-alpha", type=float, default=1.0)
+    p.add_argument("--no-decontaminate", action="store_true", help="skip the embedding-cosine decontamination")
+    p.add_argument("--threshold", type=float, default=0.95, help="contamination cosine threshold (default 0.95)")
+    p.add_argument("--cache-dir", default=None, help="router score cache (default $RAYROUTE_CACHE/scores)")
+    p.add_argument("--no-cache", action="store_true", help="recompute router scores")
+    p.add_argument("--strong-price", type=float, default=24.7, help="strong model $ per M tokens (default 24.7)")
+    p.add_argument("--weak-price", type=float, default=0.24, help="weak model $ per M tokens (default 0.24)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd)
