@@ -23,6 +23,8 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "routers.training.cli",
     "data": "routers.data.preferences",
     "tiers": "routers.data.tiers",
+    "eval": "routers.evaluation.cli",
+    "calibrate": "routers.calibration",
 }
 
 
