@@ -112,6 +112,7 @@ def save_arrays(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+    tmp.chmod(0o644)  # readable by the serving user, like config.json
     tmp.replace(path)
 
 
