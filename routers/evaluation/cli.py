@@ -55,7 +55,7 @@ def _cmd(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         n_random=args.n_random,
-        ridge_alpha=args.ridge_alpha,
+        ridge_alpha=args.ridge_alpha if args.ridge_alpha == "auto" else float(args.ridge_alpha),
         decontaminate=not args.no_decontaminate,
         threshold=args.threshold,
         cache_dir=args.cache_dir,
@@ -96,10 +96,11 @@ def add_cli(sub) -> None:
     p.add_argument("--strong-models", default=None, help="comma-separated strong class for general targets (default: tiers 0-1)")
     p.add_argument("--weak-models", default=None, help="comma-separated weak class (default: tier 2)")
     p.add_argument("--embedder", default=None, help="embedder spec (default all-MiniLM-L6-v2; hash-64 for smoke tests)")
-    p.add_argument("--folds", type=int, default=5, help="cross-fitting folds (default 5)")
+    p.add_argument("--folds", type=int, default=10, help="cross-fitting folds (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-random", type=int, default=1000, help="random routings for the baseline's interval")
-    p.add_argument("--ridge-alpha", type=float, default=1.0)
+    p.add_argument("--ridge-alpha", default="auto",
+                   help="ridge penalty, or 'auto' (default): nested cross-validation on the training rows only")
     p.add_argument("--no-decontaminate", action="store_true", help="skip the embedding-cosine decontamination")
     p.add_argument("--threshold", type=float, default=0.95, help="contamination cosine threshold (default 0.95)")
     p.add_argument("--cache-dir", default=None, help="router score cache (default $RAYROUTE_CACHE/scores)")

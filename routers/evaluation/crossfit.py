@@ -25,15 +25,24 @@ from routers.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-#: A trainer takes (embeddings, prompts, targets in [0, 1], weights) and returns a scorer
-#: (embeddings, prompts) -> scores (higher = more likely to need the strong model).
+#: A trainer takes (embeddings, prompts, targets in [0, 1], weights, eval_mask=rows to select
+#: hyper-parameters on, or None) and returns a scorer (embeddings, prompts) -> scores (higher =
+#: more likely to need the strong model).
 Scorer = Callable[[np.ndarray, Sequence[str]], np.ndarray]
-Trainer = Callable[[np.ndarray, Sequence[str], np.ndarray, np.ndarray], Scorer]
+Trainer = Callable[..., Scorer]
+
+#: Ridge penalties tried by the nested (inner) cross-validation of ``ridge_trainer(alpha="auto")``.
+ALPHA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
 def length_feature(prompts: Sequence[str]) -> np.ndarray:
     """log(1 + characters) / 8: about 0-1.3 for prompts up to ~30k characters."""
     return np.log1p(np.array([len(p) for p in prompts], dtype=np.float64)) / 8.0
+
+
+def _mean_weight(w: np.ndarray) -> float:
+    nz = w[w > 0]
+    return float(nz.mean()) if nz.size else 1.0
 
 
 @dataclass
@@ -64,7 +73,7 @@ class RidgeHead:
             raise ConfigError(f"ridge fit needs one non-zero length, got {len(x)}, {len(y)}, {len(w)}")
         xw = x * w[:, None]
         a = x.T @ xw
-        reg = np.full(x.shape[1], self.alpha * w.sum() / len(w))
+        reg = np.full(x.shape[1], self.alpha * _mean_weight(w))
         reg[-1] = 0.0
         a[np.diag_indices_from(a)] += reg
         self.coef = np.linalg.solve(a, xw.T @ y)
@@ -79,9 +88,80 @@ class RidgeHead:
         return 1.0 / (1.0 + np.exp(-8.0 * (self.decision(emb, prompts) - 0.5)))
 
 
-def ridge_trainer(alpha: float = 1.0, use_length: bool = True) -> Trainer:
-    def train(emb, prompts, y, w):
-        return RidgeHead(alpha=alpha, use_length=use_length).fit(emb, prompts, y, w).predict
+def ranking_gain(scores: np.ndarray, targets: np.ndarray) -> float:
+    """Mean over the 11-point strong-call grid of the expected gain sum(target - 0.5) captured by
+    routing the top-scored rows (ties in expectation): APGR times the gap, defined for any gap."""
+    from routers.evaluation.metrics import REFERENCE_GRID, _interp_gain, cumulative_gain
+
+    t = np.asarray(targets, dtype=np.float64)
+    g = cumulative_gain(scores, t, np.full(len(t), 0.5))
+    return float(np.trapezoid(_interp_gain(g, REFERENCE_GRID), REFERENCE_GRID)) / len(t)
+
+
+#: Multipliers of the general data's weights tried by the nested CV when in-domain rows are present.
+GENERAL_WEIGHT_GRID = (1.0, 0.3, 0.1, 0.0)
+
+
+def select_ridge(emb, prompts, y, w, eval_mask=None, alphas=ALPHA_GRID, general_weights=GENERAL_WEIGHT_GRID,
+                 k: int = 3, seed: int = 0, use_length: bool = True) -> tuple[float, float]:
+    """Nested cross-validation on the training rows only: the (ridge penalty, general-data weight
+    multiplier) whose inner k-fold out-of-fold scores capture the most gain on the ``eval_mask``
+    rows (the in-domain rows; default all rows, and then the multiplier is 1). Returns
+    ``(alpha, general_weight)``."""
+    prompts = list(prompts)
+    y = np.asarray(y, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
+    mask = np.ones(len(y), dtype=bool) if eval_mask is None else np.asarray(eval_mask, dtype=bool)
+    if mask.all():
+        general_weights = (1.0,)
+    idx = np.flatnonzero(mask)
+    if len(set(prompts[i] for i in idx)) < 2 * k:
+        return 1.0, 1.0
+    x = RidgeHead(use_length=use_length)._features(emb, prompts)
+    d = x.shape[1]
+    xw = x * w[:, None]
+    gen = ~mask
+    g_gen, b_gen = x[gen].T @ xw[gen], xw[gen].T @ y[gen]
+    inner = fold_ids([prompts[i] for i in idx], k, seed + 1)
+    folds = []
+    for f in range(k):
+        tr = idx[inner != f]
+        folds.append((x[tr].T @ xw[tr], xw[tr].T @ y[tr], w[tr], idx[inner == f]))
+    best, choice = -np.inf, (alphas[0], general_weights[0])
+    for gw in general_weights:
+        for a in alphas:
+            oof = np.empty(len(y))
+            for g_in, b_in, w_in, test in folds:
+                mw = _mean_weight(np.concatenate([gw * w[gen], w_in]))
+                mat = gw * g_gen + g_in
+                mat[np.diag_indices(d - 1)] += a * mw  # the bias (last column) is not penalised
+                coef = np.linalg.solve(mat, gw * b_gen + b_in)
+                oof[test] = x[test] @ coef
+            gain = ranking_gain(oof[idx], y[idx])
+            if gain > best + 1e-12:
+                best, choice = gain, (float(a), float(gw))
+    return choice
+
+
+def ridge_trainer(alpha: float | str = "auto", use_length: bool = True, alphas=ALPHA_GRID,
+                  general_weights=GENERAL_WEIGHT_GRID) -> Trainer:
+    """A trainer for ``cross_fit``. ``alpha="auto"`` picks the penalty and, when in-domain rows
+    are marked by ``eval_mask``, the general data's weight multiplier, by nested cross-validation
+    on the training rows only (``chosen`` records each fit's (alpha, general weight))."""
+    def train(emb, prompts, y, w, eval_mask=None):
+        w = np.asarray(w, dtype=np.float64)
+        if alpha == "auto":
+            a, gw = select_ridge(emb, prompts, y, w, eval_mask, alphas, general_weights, use_length=use_length)
+        else:
+            a, gw = float(alpha), 1.0
+        if eval_mask is not None and gw != 1.0:
+            w = np.where(np.asarray(eval_mask, dtype=bool), w, gw * w)
+        keep = w > 0
+        head = RidgeHead(alpha=a, use_length=use_length).fit(emb[keep], [p for p, k in zip(prompts, keep) if k],
+                                                             np.asarray(y)[keep], w[keep])
+        train.chosen.append((a, gw))
+        return head.predict
+    train.chosen = []
     return train
 
 
@@ -138,12 +218,14 @@ def cross_fit(
         tr = ~test
         x, p, y = emb[tr], [prompts[i] for i in np.flatnonzero(tr)], targets[tr]
         w = np.full(int(tr.sum()), float(indomain_weight))
+        mask = np.ones(len(y), dtype=bool)
         if general is not None:
             g_emb, g_prompts, g_y, g_w = general
             x = np.vstack([g_emb, x])
             p = list(g_prompts) + p
             y = np.concatenate([np.asarray(g_y, dtype=np.float64), y])
             w = np.concatenate([np.asarray(g_w, dtype=np.float64), w])
-        scorer = trainer(x, p, y, w)
+            mask = np.concatenate([np.zeros(len(g_y), dtype=bool), mask])
+        scorer = trainer(x, p, y, w, eval_mask=mask)
         out[test] = scorer(emb[test], [prompts[i] for i in np.flatnonzero(test)])
     return out, folds

@@ -60,10 +60,10 @@ class EvalConfig:
     strong_models: Sequence[str] | None = None
     weak_models: Sequence[str] | None = None
     embedder: Any = None  # an Embedder or a spec for routers.router_embedding.embedder_from_spec
-    folds: int = 5
+    folds: int = 10
     seed: int = 0
     n_random: int = 1000
-    ridge_alpha: float = 1.0
+    ridge_alpha: float | str = "auto"
     decontaminate: bool = True
     threshold: float = CONTAMINATION_THRESHOLD
     cache_dir: str | Path | None = None
@@ -238,7 +238,6 @@ def evaluate(cfg: EvalConfig) -> dict:
             similarity[GENERAL] = benchmark_similarity(b_emb, all_train)
         targets = indomain_targets(bench.strong, bench.weak, score_range(bench))
         general_tuple = (gen_emb, gen["prompts"], gen["targets"], gen["weights"]) if gen else None
-        trainer = ridge_trainer(alpha=cfg.ridge_alpha)
         skipped = {}
         for spec in _tqdm(routers, cfg.progress, desc=f"routers on {bench.name}", unit="router"):
             if spec in special:
@@ -247,17 +246,20 @@ def evaluate(cfg: EvalConfig) -> dict:
                 if spec == "ridge":
                     if general_tuple is None:
                         raise ConfigError("ridge needs the general training data")
+                    trainer = ridge_trainer(alpha=cfg.ridge_alpha)
                     head = trainer(*general_tuple)
-                    rows.append(_row("ridge", GENERAL, head(b_emb, bench.prompts), bench, rnd_apgr))
+                    rows.append(_row("ridge", GENERAL, head(b_emb, bench.prompts), bench, rnd_apgr,
+                                     ridge_chosen=trainer.chosen))
                 elif spec in ("ridge+xfit", "ridge:xfit-only"):
                     use_general = spec == "ridge+xfit"
                     if use_general and general_tuple is None:
                         raise ConfigError("ridge+xfit needs the general training data")
                     k = min(cfg.folds, len(set(bench.prompts)))
+                    trainer = ridge_trainer(alpha=cfg.ridge_alpha)
                     scores, folds = cross_fit(trainer, b_emb, bench.prompts, targets, k=k, seed=cfg.seed,
                                               general=general_tuple if use_general else None)
                     conf = (f"{GENERAL} + " if use_general else "") + f"cross-fitted in-domain labels ({k}-fold)"
-                    rows.append(_row(spec, conf, scores, bench, rnd_apgr, folds=k))
+                    rows.append(_row(spec, conf, scores, bench, rnd_apgr, folds=k, ridge_chosen=trainer.chosen))
                     sim_key = (f"{GENERAL} + " if use_general else "") + "cross-fitted in-domain (other folds)"
                     similarity[sim_key] = crossfit_similarity(b_emb, folds, all_train if use_general else None)
                 else:

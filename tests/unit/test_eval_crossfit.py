@@ -28,7 +28,8 @@ def test_no_question_scored_by_a_router_that_saw_it():
     emb = np.random.default_rng(0).normal(size=(31, 4))
     seen: list[set] = []
 
-    def trainer(x, p, y, w):
+    def trainer(x, p, y, w, eval_mask=None):
+        assert eval_mask.sum() == len(p) - 2  # only in-domain rows select hyper-parameters
         trained = set(p)
         seen.append(trained)
 
@@ -55,6 +56,9 @@ def test_crossfit_ridge_learns_synthetic_signal():
     emb = HashEmbedder(64).embed(prompts)
     scores, _ = cross_fit(ridge_trainer(alpha=1.0), emb, prompts, indomain_targets(s, w, 1.0), k=5)
     assert m.apgr(scores, s, w) > 0.6
+    auto = ridge_trainer()  # nested CV picks alpha per fold
+    scores2, _ = cross_fit(auto, emb, prompts, indomain_targets(s, w, 1.0), k=5)
+    assert len(auto.chosen) == 5 and m.apgr(scores2, s, w) > 0.6
     # a shuffled-label control stays near random: the gain comes from the labels
     rng = np.random.default_rng(0)
     perm = rng.permutation(len(s))
