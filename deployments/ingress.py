@@ -36,6 +36,7 @@ from deployments.errors import (
     UnknownRouterError,
     UnsupportedMediaTypeError,
     UpstreamError,
+    UpstreamUnavailableError,
     classify,
     from_validation_error,
     unwrap,
@@ -101,6 +102,7 @@ class Ingress:
         self.backend_timeout_s = backend_timeout_s
         self.prices = prices_usd_per_1m or {}
         self.metrics = metrics if metrics is not None else ServingMetrics(export=True)
+        self._strong_info: dict[str, Any] | None = None
         self._api_keys = load_api_keys(api_keys_env)
         self._api_keys_env = api_keys_env
         if self._api_keys:
@@ -214,6 +216,19 @@ class Ingress:
         usd = (usage.get("prompt_tokens", 0) * price[0] + usage.get("completion_tokens", 0) * price[1]) / 1e6
         self.metrics.record_cost(model, usd)
 
+    async def _check_strong_configured(self) -> None:
+        """Raise the no-key error here (no replica call, no per-request error log) when the strong
+        replica reported at its first use that it has no API key. Asked once, then cached."""
+        if self._strong_info is None:
+            try:
+                self._strong_info = await asyncio.wait_for(_await(self.strong.info.remote()), self.router_timeout_s)
+            except Exception:
+                return  # let the real call decide
+        if not self._strong_info.get("configured", True):
+            raise UpstreamUnavailableError(
+                f"the strong model {self.strong_model_name!r} is not configured: no API key in "
+                f"${self._strong_info.get('api_key_env', '?')}", code="strong_model_no_api_key")
+
     def _backend(self, route: str) -> tuple[Any, str]:
         return (self.strong, self.strong_model_name) if route == "strong" else (self.weak, self.weak_model_name)
 
@@ -253,6 +268,8 @@ class Ingress:
         backend, model = self._backend(route)
         fallback = None
         try:
+            if route == "strong":
+                await self._check_strong_configured()
             result = await asyncio.wait_for(_await(backend.chat.remote(req.backend_payload(model))),
                                             self.backend_timeout_s)
         except Exception as exc:
@@ -283,6 +300,8 @@ class Ingress:
         fallback = None
 
         async def open_stream(handle: Any, model_name: str):
+            if handle is self.strong:
+                await self._check_strong_configured()
             gen = handle.options(stream=True).chat_stream.remote(req.backend_payload(model_name))
             first = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
             return gen, first

@@ -169,6 +169,7 @@ class StrongModel:
 
     def info(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "configured": self.client is not None,
+                "api_key_env": self.api_key_env,
                 "attempts": self.attempts, "retries": self.retries}
 
 

@@ -10,7 +10,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
-# Ray 2.60 turns token auth on for new local clusters (token in ~/.ray/auth_token, created on
-# first start); `serve status` / `ray status` on this machine pick it up. RAY_AUTH_MODE=disabled opts out.
+# Ray 2.60 token auth, explicitly on (token in ~/.ray/auth_token, created on first start). The CLI
+# needs the mode too: `RAY_AUTH_MODE=token serve status`. RAY_AUTH_MODE=disabled opts out.
+export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
 python -m deployments.weak_model_builder --out models/tiny-llama   # no-op when already built
 exec serve run serve_config.yaml "$@"

@@ -1,0 +1,180 @@
+"""The ingress's fallback policy and stream error handling, in-process (ASGI, no Ray, no sockets).
+
+The handles are the one faked boundary: small objects with Serve's handle call shape
+(``h.method.remote(...)`` awaitable, ``h.options(stream=True).method.remote(...)`` async-iterable).
+Requests use the strong/weak model names directly, so no router replica is involved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+
+from deployments import errors as E
+from deployments.ingress import Ingress
+from deployments.metrics import ServingMetrics
+
+USER = [{"role": "user", "content": "hi"}]
+
+
+class _Handle:
+    def __init__(self, obj, stream=False):
+        self._obj, self._stream = obj, stream
+
+    def options(self, stream=False):
+        return _Handle(self._obj, stream)
+
+    def __getattr__(self, name):
+        method = getattr(self._obj, name)
+        stream = self._stream
+
+        class _M:
+            @staticmethod
+            def remote(*a, **k):
+                return method(*a, **k) if stream else _Resp(method(*a, **k))
+
+        return _M()
+
+
+class _Resp:
+    def __init__(self, value):
+        self._value = value
+
+    def __await__(self):
+        if asyncio.iscoroutine(self._value):
+            return self._value.__await__()
+        async def done():
+            return self._value
+        return done().__await__()
+
+
+def _completion(model, text):
+    return {"id": "c", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+
+
+def _chunk(model, text):
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {"content": text}}]}
+
+
+class Weak:
+    async def chat(self, req):
+        return _completion("w", "weak answer")
+
+    async def chat_stream(self, req):
+        for t in ("weak", " answer"):
+            yield _chunk("w", t)
+
+
+class Strong:
+    def __init__(self, error=None, break_after=None, configured=True):
+        self.error, self.break_after, self.configured, self.calls = error, break_after, configured, 0
+
+    def info(self):
+        return {"configured": self.configured, "api_key_env": "SOME_KEY"}
+
+    async def chat(self, req):
+        self.calls += 1
+        if self.error:
+            raise self.error
+        return _completion("s", "strong answer")
+
+    async def chat_stream(self, req):
+        self.calls += 1
+        if self.error and self.break_after is None:
+            raise self.error
+        for i, t in enumerate(("strong", " answer", " more")):
+            if self.break_after is not None and i == self.break_after:
+                raise self.error
+            yield _chunk("s", t)
+
+
+def _app(strong, fallback="weak"):
+    ing = Ingress({}, _Handle(Weak()), _Handle(strong), weak_model_name="weak", strong_model_name="strong",
+                  default_router="none", fallback=fallback, api_keys_env=None,
+                  prices_usd_per_1m={"strong": [1e6, 1e6]}, metrics=ServingMetrics(export=False))
+    return ing, ing.build_asgi_app()
+
+
+def _post(app, body):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+            return await c.post("/v1/chat/completions", json=body)
+
+    return asyncio.run(go())
+
+
+def _sse(text):
+    return [ln[len("data: "):] for ln in text.splitlines() if ln.startswith("data: ")]
+
+
+def test_strong_ok_counts_cost():
+    ing, app = _app(Strong())
+    r = _post(app, {"model": "strong", "messages": USER})
+    assert r.status_code == 200 and r.json()["model"] == "strong" and r.headers["x-routed-model"] == "strong"
+    assert ing.metrics.snapshot()["estimated_cost_usd"] == {"strong": 5.0}
+
+
+def test_fallback_to_weak_is_counted_and_flagged():
+    ing, app = _app(Strong(E.UpstreamError("HTTP 500", code="upstream_http_500")))
+    r = _post(app, {"model": "strong", "messages": USER})
+    assert r.status_code == 200 and r.json()["model"] == "weak"
+    assert r.headers["x-rayroute-fallback"] == "strong_failed:upstream_http_500"
+    snap = ing.metrics.snapshot()
+    assert snap["fallbacks_total"] == 1 and snap["fallbacks"][0]["to_model"] == "weak"
+
+
+@pytest.mark.parametrize(
+    "error, status, code",
+    [
+        (E.UpstreamError("HTTP 500", code="upstream_http_500"), 502, "upstream_http_500"),
+        (E.UpstreamTimeoutError("slow"), 504, "upstream_timeout"),
+        (E.UpstreamUnavailableError("no key", code="strong_model_no_api_key"), 502, "strong_model_no_api_key"),
+    ],
+)
+def test_error_policy_returns_openai_shaped_5xx(error, status, code):
+    _, app = _app(Strong(error), fallback="error")
+    r = _post(app, {"model": "strong", "messages": USER})
+    assert r.status_code == status
+    assert r.json()["error"]["code"] == code and r.json()["error"]["type"] == "upstream_error"
+
+
+def test_client_errors_from_provider_do_not_fall_back():
+    _, app = _app(Strong(E.UpstreamRejectedError("bad stop")))
+    r = _post(app, {"model": "strong", "messages": USER})
+    assert r.status_code == 400
+
+
+def test_unconfigured_strong_model_is_skipped_not_called():
+    strong = Strong(configured=False)
+    ing, app = _app(strong)
+    for _ in range(2):
+        r = _post(app, {"model": "strong", "messages": USER})
+        assert r.json()["model"] == "weak"
+        assert r.headers["x-rayroute-fallback"] == "strong_failed:strong_model_no_api_key"
+    assert strong.calls == 0
+    _, app = _app(Strong(configured=False), fallback="error")
+    r = _post(app, {"model": "strong", "messages": USER})
+    assert r.status_code == 502 and "SOME_KEY" in r.json()["error"]["message"]
+
+
+def test_stream_falls_back_before_first_chunk():
+    _, app = _app(Strong(E.UpstreamUnavailableError("refused", code="upstream_connection_error")))
+    r = _post(app, {"model": "strong", "messages": USER, "stream": True})
+    events = _sse(r.text)
+    assert r.status_code == 200 and events[-1] == "[DONE]"
+    assert {json.loads(e)["model"] for e in events[:-1]} == {"weak"}
+
+
+def test_stream_broken_mid_way_ends_with_error_event():
+    _, app = _app(Strong(E.UpstreamError("dropped"), break_after=2))
+    r = _post(app, {"model": "strong", "messages": USER, "stream": True})
+    events = _sse(r.text)
+    assert events[-1] == "[DONE]"
+    assert json.loads(events[-2])["error"]["type"] == "upstream_error"
+    assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == ["strong", " answer"]
