@@ -59,13 +59,13 @@ def tiny_bert(path: Path, seed: int = 0) -> Path:
 
 
 def tiny_llama(path: Path, seed: int = 0) -> Path:
-    """Save a random 2-layer, 64-wide Llama (untied head) and its tokenizer to ``path``."""
+    """Save a random 2-layer, 32-wide Llama (untied head) and its tokenizer to ``path``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tok = word_tokenizer("causal")
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
                       tie_word_embeddings=False, pad_token_id=tok.pad_token_id,
                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
