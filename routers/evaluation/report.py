@@ -85,6 +85,17 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
             f"(strong class: {', '.join(gd['classes']['strong'])}; weak class: {', '.join(gd['classes']['weak'])}).",
             "",
         ]
+    out += [
+        "Configurations: `general data` = trained on the training mix only (the paper's \"Arena only\" "
+        "analogue); `cross-fitted in-domain labels (k-fold)` = the benchmark's own golden outcomes, each "
+        "question scored by a router trained on the other k-1 folds (the paper's golden-label / judge "
+        "augmentation analogue; it sees (k-1)/k of the benchmark, more in-domain data than the paper's "
+        "~1,500 MMLU validation questions); `ridge` = weighted ridge regression on [MiniLM embedding, "
+        "log length] with the penalty (and, with in-domain rows, the general data's weight) chosen by "
+        "nested cross-validation on training rows only; registry names are the committed checkpoints.",
+        "",
+    ]
+    out += _targets(result)
     for name, b in result["benchmarks"].items():
         title = NAMES.get(name, name)
         out += [f"## {title}", ""]
@@ -155,6 +166,29 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
             out.append("")
         out += [f"![{title}]({image_prefix}{name}.png)", ""]
     return "\n".join(out)
+
+
+def _targets(result: dict) -> list[str]:
+    """Where we stand against the project's targets, computed from the numbers above."""
+    out = ["## Summary against the targets", "",
+           "| benchmark | random APGR (95%) | length | best router (config) | best APGR | above random band | beats length | paper's best |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, b in result["benchmarks"].items():
+        r = b["random"]["apgr"]
+        length = next((x["apgr"] for x in b["rows"] if x["router"] == "length"), float("nan"))
+        learned = [x for x in b["rows"] if x["router"] != "length"]
+        paper = max((row[4] for row in PAPER.get(name, {}).get("rows", [])), default=float("nan"))
+        if learned:
+            best = max(learned, key=lambda x: x["apgr"])
+            out.append(
+                f"| {NAMES.get(name, name)} | {r['mean']:.3f} ({r['lo']:.3f}–{r['hi']:.3f}) | {length:.3f} | "
+                f"{best['router']} ({best['config']}) | {best['apgr']:.3f} | "
+                f"{'yes' if best['apgr'] > r['hi'] else 'no'} | {'yes' if best['apgr'] > length else 'no'} | "
+                f"{paper:.3f} |")
+        else:
+            out.append(f"| {NAMES.get(name, name)} | {r['mean']:.3f} ({r['lo']:.3f}–{r['hi']:.3f}) | {length:.3f} | "
+                       f"— | — | — | — | {paper:.3f} |")
+    return out + [""]
 
 
 def plot(result: dict, name: str, path: str | Path) -> Path:
