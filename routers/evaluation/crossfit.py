@@ -8,7 +8,7 @@ score the held-out fold with that router, and report the metrics on the full ben
 from the k out-of-fold scores. No question is ever scored by a router that saw its label.
 
 ``RidgeHead`` ("ridge" in reports) is a closed-form weighted ridge regression of P(strong better)
-on [MiniLM embedding, log prompt length, 1]: a fast, documented router configuration that makes
+on [MiniLM embedding, log prompt length, five cheap text features (``text_features``), 1]: a fast, documented router configuration that makes
 cross-fitting cheap enough to run on every evaluation. Any other trainer (e.g. the mf trainer)
 plugs in through ``cross_fit(..., trainer=...)``.
 """
@@ -16,6 +16,7 @@ plugs in through ``cross_fit(..., trainer=...)``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,20 @@ def _mean_weight(w: np.ndarray) -> float:
     return float(nz.mean()) if nz.size else 1.0
 
 
+_NUM = re.compile(r"\d+(?:\.\d+)?")
+_OPS = re.compile(r"[=+\-*/^$%]")
+
+
+def text_features(prompts: Sequence[str]) -> np.ndarray:
+    """Cheap surface features, each scaled to about [0, 1.5]: log count of numbers, digit share,
+    log count of operator symbols, log count of line breaks, log word count."""
+    out = np.empty((len(prompts), 5))
+    for i, p in enumerate(prompts):
+        out[i] = (np.log1p(len(_NUM.findall(p))), 5 * sum(c.isdigit() for c in p) / max(len(p), 1),
+                  np.log1p(len(_OPS.findall(p))) / 2, np.log1p(p.count("\n")) / 2, np.log1p(len(p.split())) / 6)
+    return out
+
+
 @dataclass
 class RidgeHead:
     """Weighted ridge regression on [embedding, length feature, 1]; the bias is not penalised.
@@ -54,12 +69,15 @@ class RidgeHead:
 
     alpha: float = 1.0
     use_length: bool = True
+    use_text: bool = True
     coef: np.ndarray | None = None
 
     def _features(self, emb: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
         cols = [np.asarray(emb, dtype=np.float64)]
         if self.use_length:
             cols.append(length_feature(prompts)[:, None])
+        if self.use_text:
+            cols.append(text_features(prompts))
         cols.append(np.ones((len(prompts), 1)))
         return np.hstack(cols)
 

@@ -91,7 +91,7 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
         "question scored by a router trained on the other k-1 folds (the paper's golden-label / judge "
         "augmentation analogue; it sees (k-1)/k of the benchmark, more in-domain data than the paper's "
         "~1,500 MMLU validation questions); `ridge` = weighted ridge regression on [MiniLM embedding, "
-        "log length] with the penalty (and, with in-domain rows, the general data's weight) chosen by "
+        "log length, five surface features: numbers, digit share, operators, line breaks, words] with the penalty (and, with in-domain rows, the general data's weight) chosen by "
         "nested cross-validation on training rows only; registry names are the committed checkpoints.",
         "",
     ]
