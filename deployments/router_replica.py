@@ -20,6 +20,7 @@ import numpy as np
 from ray import serve
 
 from routers.base import Router, strong_mask, validate_threshold
+from routers.calibration import threshold_for_fraction
 from routers.embeddings import routing_text
 from routers.registry import load_router
 
@@ -52,16 +53,6 @@ def read_prompts(path: str | Path, field: str = "instruction", limit: int = 500)
     else:
         out = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()][:limit]
     return out
-
-
-def threshold_for_fraction(scores: np.ndarray, strong_fraction: float) -> float:
-    """Threshold α such that about ``strong_fraction`` of ``scores`` satisfy P >= α (RouteLLM's
-    percentile calibration)."""
-    if strong_fraction <= 0.0:
-        return 1.0
-    if strong_fraction >= 1.0:
-        return 0.0
-    return float(np.clip(np.percentile(scores, 100.0 * (1.0 - strong_fraction)), 0.0, 1.0))
 
 
 class RouterReplica:
@@ -98,6 +89,9 @@ class RouterReplica:
             router = self._loader(source, **(config.get("kwargs") or {}))
             log.info("router %r loaded from %r in %.2fs: %s", self.alias, source, time.perf_counter() - t0,
                      router.describe())
+            t1 = time.perf_counter()
+            router.score(["warm-up"])  # load lazy parts (embedders) now, not on the first request
+            log.info("router %r warmed up in %.2fs", self.alias, time.perf_counter() - t1)
             self._router = router
         if needs_reload or config.get("calibration") != self._config.get("calibration"):
             self._calibrate(config.get("calibration"))
