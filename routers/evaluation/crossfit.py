@@ -192,17 +192,48 @@ def indomain_targets(strong: np.ndarray, weak: np.ndarray, score_range: float) -
     return np.clip(0.5 + d, 0.0, 1.0)
 
 
-def fold_ids(prompts: Sequence[str], k: int, seed: int = 0) -> np.ndarray:
-    """Fold index (0..k-1) per question; identical prompt texts share a fold; folds differ in size
-    by at most one distinct prompt."""
+def near_duplicate_groups(emb: np.ndarray, threshold: float = 0.95, block: int = 1024) -> np.ndarray:
+    """Group id per row: rows joined (transitively) when their cosine is >= ``threshold``, so
+    near-identical questions never sit on both sides of a cross-fitting split."""
+    emb = np.asarray(emb, dtype=np.float32)
+    n = len(emb)
+    parent = np.arange(n)
+
+    def find(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for start in range(0, n, block):
+        sims = emb[start:start + block] @ emb.T
+        rows, cols = np.nonzero(sims >= threshold)
+        for r, c in zip(rows + start, cols):
+            if c > r:
+                a, b = find(r), find(c)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(n)])
+
+
+def fold_ids(prompts: Sequence[str], k: int, seed: int = 0, groups: Sequence | None = None) -> np.ndarray:
+    """Fold index (0..k-1) per question; identical prompt texts (and rows sharing a ``groups``
+    id, e.g. from ``near_duplicate_groups``) share a fold; folds differ in size by at most one
+    group."""
     if k < 2:
         raise ConfigError(f"cross-fitting needs k >= 2 folds, got {k}")
-    uniq = list(dict.fromkeys(prompts))
+    if groups is None:
+        keys = list(prompts)
+    else:
+        # identical texts always share a group, whatever ``groups`` says
+        first: dict[str, object] = {}
+        keys = [first.setdefault(p, g) for p, g in zip(prompts, groups)]
+    uniq = list(dict.fromkeys(keys))
     if len(uniq) < k:
         raise ConfigError(f"cannot split {len(uniq)} distinct prompts into {k} folds")
     perm = np.random.default_rng(seed).permutation(len(uniq))
     fold_of = {uniq[j]: i % k for i, j in enumerate(perm)}
-    return np.array([fold_of[p] for p in prompts], dtype=np.int64)
+    return np.array([fold_of[key] for key in keys], dtype=np.int64)
 
 
 def cross_fit(
@@ -215,6 +246,7 @@ def cross_fit(
     general: tuple[np.ndarray, Sequence[str], np.ndarray, np.ndarray] | None = None,
     indomain_weight: float = 1.0,
     progress: bool = False,
+    groups: Sequence | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Out-of-fold scores for every question, and the fold of each.
 
@@ -224,7 +256,7 @@ def cross_fit(
     targets = np.asarray(targets, dtype=np.float64)
     if not (len(emb) == len(prompts) == len(targets)):
         raise ConfigError(f"cross_fit: {len(emb)} embeddings, {len(prompts)} prompts, {len(targets)} targets")
-    folds = fold_ids(prompts, k, seed)
+    folds = fold_ids(prompts, k, seed, groups)
     out = np.full(len(prompts), np.nan)
     it = range(k)
     if progress:

@@ -29,7 +29,7 @@ from routers.data.benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from routers.errors import CheckpointError, ConfigError, RoutersError
 from routers.evaluation import metrics as m
 from routers.evaluation.baselines import length_scores, random_baseline
-from routers.evaluation.crossfit import cross_fit, indomain_targets, ridge_trainer
+from routers.evaluation.crossfit import cross_fit, indomain_targets, near_duplicate_groups, ridge_trainer
 from routers.evaluation.score_cache import ScoreCache, checkpoint_fingerprint
 from routers.evaluation.similarity import (
     CONTAMINATION_THRESHOLD,
@@ -239,6 +239,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         targets = indomain_targets(bench.strong, bench.weak, score_range(bench))
         general_tuple = (gen_emb, gen["prompts"], gen["targets"], gen["weights"]) if gen else None
         skipped = {}
+        groups = None
+        if any(r in ("ridge+xfit", "ridge:xfit-only") for r in routers):
+            groups = near_duplicate_groups(b_emb, cfg.threshold)
+            contamination["near_duplicate_groups_in_benchmark"] = int(len(groups) - len(set(groups.tolist())))
         for spec in _tqdm(routers, cfg.progress, desc=f"routers on {bench.name}", unit="router"):
             if spec in special:
                 continue
@@ -254,10 +258,10 @@ def evaluate(cfg: EvalConfig) -> dict:
                     use_general = spec == "ridge+xfit"
                     if use_general and general_tuple is None:
                         raise ConfigError("ridge+xfit needs the general training data")
-                    k = min(cfg.folds, len(set(bench.prompts)))
+                    k = min(cfg.folds, len(set(groups.tolist())))
                     trainer = ridge_trainer(alpha=cfg.ridge_alpha)
                     scores, folds = cross_fit(trainer, b_emb, bench.prompts, targets, k=k, seed=cfg.seed,
-                                              general=general_tuple if use_general else None)
+                                              general=general_tuple if use_general else None, groups=groups)
                     conf = (f"{GENERAL} + " if use_general else "") + f"cross-fitted in-domain labels ({k}-fold)"
                     rows.append(_row(spec, conf, scores, bench, rnd_apgr, folds=k, ridge_chosen=trainer.chosen))
                     sim_key = (f"{GENERAL} + " if use_general else "") + "cross-fitted in-domain (other folds)"

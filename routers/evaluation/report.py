@@ -108,7 +108,10 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
         out += [
             f"{b['n']} of {b['n_original']} questions evaluated ({dropped}). "
             f"Strong ({b['strong_model']}) {_score(b, b['strong_score'])}, weak ({b['weak_model']}) "
-            f"{_score(b, b['weak_score'])}.",
+            f"{_score(b, b['weak_score'])}."
+            + (f" Cross-fitting keeps {c['near_duplicate_groups_in_benchmark']} questions in the fold of a "
+               f"near-duplicate (cosine >= {s['threshold']}) or identical twin."
+               if "near_duplicate_groups_in_benchmark" in c else ""),
             "",
             "| training data | router | CPT(50%) | CPT(80%) | APGR | improvement |",
             "| --- | --- | --- | --- | --- | --- |",

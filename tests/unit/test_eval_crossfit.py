@@ -7,7 +7,15 @@ import pytest
 
 from routers.errors import ConfigError
 from routers.evaluation import metrics as m
-from routers.evaluation.crossfit import RidgeHead, cross_fit, fold_ids, indomain_targets, ridge_trainer
+from routers.evaluation.crossfit import (
+    RidgeHead,
+    cross_fit,
+    fold_ids,
+    indomain_targets,
+    near_duplicate_groups,
+    ridge_trainer,
+    text_features,
+)
 from tests.fakes import HashEmbedder, synthetic_benchmark
 
 
@@ -75,3 +83,20 @@ def test_ridge_head_outputs_unit_interval_and_monotone():
     assert np.array_equal(np.argsort(p), np.argsort(head.decision(x, ["p"] * 50)))
     with pytest.raises(ConfigError):
         RidgeHead(alpha=1.0).predict(x, ["p"] * 50)
+
+
+def test_near_duplicates_share_a_fold():
+    e = np.eye(6, dtype=np.float32)
+    e[3] = e[0] * 0.99 + e[5] * 0.14  # near e[0]
+    e[3] /= np.linalg.norm(e[3])
+    g = near_duplicate_groups(e, 0.95)
+    assert g[0] == g[3] and len(set(g.tolist())) == 5
+    prompts = [f"p{i}" for i in range(6)]
+    for seed in range(5):
+        f = fold_ids(prompts, 3, seed, groups=g)
+        assert f[0] == f[3]
+
+
+def test_text_features_shape_and_signal():
+    x = text_features(["What is 12 + 7 * 3 = ?\nShow steps", "hello"])
+    assert x.shape == (2, 5) and np.all(x[0] > x[1])
