@@ -123,3 +123,14 @@ def test_cost_analysis():
     c = cost_analysis(rows, rnd, 24.7, 0.24)
     assert c["router"] == "r" and c["cpt50"]["saving_vs_random"] == pytest.approx(2.0)
     assert c["cpt80"]["router_usd_per_mtok"] == pytest.approx(0.5 * 24.7 + 0.5 * 0.24)
+
+
+@pytest.mark.parametrize("name", ["mt_bench", "gsm8k"])
+def test_random_baseline_on_real_benchmarks(shared_data, name):
+    from routers.data.benchmarks import load_benchmark
+    from routers.evaluation import metrics as m
+
+    b = load_benchmark(name, shared_data / "benchmarks")
+    r = random_baseline(b.strong, b.weak, n_trials=200, seed=0)
+    assert abs(r["apgr"]["mean"] - 0.5) <= 0.03
+    assert m.oracle_apgr(b.strong, b.weak) > r["apgr"]["hi"]
