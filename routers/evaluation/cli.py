@@ -79,7 +79,7 @@ def add_cli(sub) -> None:
     p = sub.add_parser(
         "eval",
         help="evaluate routers on MT Bench / MMLU / GSM8K (or an outcomes CSV): APGR, CPT, plots",
-        description="Evaluate routers on benchmarks. Always reports random (95%% interval), the prompt-length "
+        description="Evaluate routers on benchmarks. Always reports random (95% interval), the prompt-length "
         "baseline and the oracle. Writes results.md (paper layout, paper figures beside ours), results.json "
         "and one PNG per benchmark into --out.",
     )
