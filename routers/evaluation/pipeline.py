@@ -236,6 +236,9 @@ def evaluate(cfg: EvalConfig) -> dict:
         all_train = np.vstack(list(src_emb.values())) if src_emb else None
         if all_train is not None:
             similarity[GENERAL] = benchmark_similarity(b_emb, all_train)
+            if len(src_emb) > 1:
+                for src, e_src in src_emb.items():
+                    similarity[f"{src} only"] = benchmark_similarity(b_emb, e_src)
         targets = indomain_targets(bench.strong, bench.weak, score_range(bench))
         general_tuple = (gen_emb, gen["prompts"], gen["targets"], gen["weights"]) if gen else None
         skipped = {}
