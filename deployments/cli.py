@@ -10,6 +10,7 @@ from routers.cli import main as _routers_main
 #: serving subcommands: name -> module with add_cli(subparsers)
 SERVING_SUBCOMMANDS: dict[str, str] = {
     "loadtest": "deployments.loadtest",
+    "bench-overhead": "deployments.bench_overhead",
     "k8s": "deployments.k8s",
     "serve": "deployments.app",
     "build-weak-model": "deployments.weak_model_builder",

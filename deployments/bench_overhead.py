@@ -1,0 +1,170 @@
+"""``rayroute bench-overhead``: routing overhead through Ray Serve, as ratios from ONE run.
+
+It starts a local Ray cluster, serves the router app from ``serve_config.yaml`` (at ``/``) and the
+no-op app of the same shape (``deployments.noop``, at ``/noop``) side by side with the same
+deployment options, waits until both answer, then runs the load test (``deployments.loadtest``, in
+a subprocess because locust patches the standard library) in two modes:
+
+1. ``route-vs-noop``: ``/v1/route`` vs. the no-op app, interleaved request by request;
+2. ``chat-vs-direct``: chat through the router vs. chat sent straight to the weak model.
+
+Throughput settings (the issue's levers) are flags: ``RAY_SERVE_THROUGHPUT_OPTIMIZED``, access
+logs off, ``max_ongoing_requests``. Everything stops by itself; traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(url: str, body: dict, timeout_s: float) -> float:
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            r = httpx.post(url, json=body, timeout=30)
+            if r.status_code == 200:
+                return time.monotonic() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(1.0)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f}s")
+
+
+def load_app_args(config: str | Path, router: str | None) -> dict[str, Any]:
+    cfg = yaml.safe_load(Path(config).read_text())
+    args = dict(cfg["applications"][0]["args"])
+    if router:  # keep only the router under test (and make it the default)
+        keep = [r for r in args["routers"] if r["alias"] == router]
+        if not keep:
+            raise SystemExit(f"router {router!r} is not in {config}; it has {[r['alias'] for r in args['routers']]}")
+        args["routers"], args["default_router"] = keep, router
+    return args
+
+
+def bench_overhead(
+    config: str | Path = REPO / "serve_config.yaml",
+    router: str | None = "mf",
+    concurrency: int = 16,
+    duration_s: float = 30.0,
+    warmup: int = 50,
+    modes: tuple[str, ...] = ("route-vs-noop", "chat-vs-direct"),
+    chat_concurrency: int = 4,
+    chat_max_tokens: int = 8,
+    throughput_optimized: bool = True,
+    max_ongoing_requests: int | None = 256,
+    out_dir: str | Path = REPO / "runs" / "overhead",
+    start_timeout_s: float = 600,
+) -> dict[str, Any]:
+    args = load_app_args(config, router)
+    deps = args.setdefault("deployments", {})
+    if max_ongoing_requests:
+        for name in ("ingress", "router"):
+            deps.setdefault(name, {})["max_ongoing_requests"] = max_ongoing_requests
+    if throughput_optimized:
+        os.environ["RAY_SERVE_THROUGHPUT_OPTIMIZED"] = "1"
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("RAY_AUTH_MODE", "token")
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(16))
+    import ray
+    from ray import serve
+
+    from deployments.app import AppArgs, build_app, build_noop_app
+
+    app_args = AppArgs.model_validate(args)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {"router": router, "concurrency": concurrency, "duration_s": duration_s,
+                               "throughput_optimized": throughput_optimized, "access_log": False,
+                               "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count()}
+    try:
+        ray.init(include_dashboard=False, log_to_driver=False, namespace="rayroute-bench")
+        serve.start(http_options={"host": "127.0.0.1", "port": port},
+                    logging_config={"enable_access_log": False})
+        t0 = time.monotonic()
+        serve.run(build_noop_app(app_args), name="noop", route_prefix="/noop", blocking=False)
+        serve.run(build_app(app_args), name="rayroute", route_prefix="/", blocking=False)
+        model = f"router-{app_args.default_router}"
+        msg = {"model": model, "messages": [{"role": "user", "content": "warm up please, a short question"}]}
+        _wait_ready(url + "/noop/v1/route", msg, start_timeout_s)
+        _wait_ready(url + "/v1/route", msg, start_timeout_s)
+        if "chat-vs-direct" in modes:
+            _wait_ready(url + "/v1/chat/completions", {**msg, "max_tokens": 2}, start_timeout_s)
+        results["boot_s"] = round(time.monotonic() - t0, 1)
+        print(f"bench-overhead: both apps up in {results['boot_s']}s at {url}", flush=True)
+        for mode in modes:
+            chat = mode.startswith("chat")
+            cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", url, "--mode", mode,
+                   "--model", model, "--concurrency", str(chat_concurrency if chat else concurrency),
+                   "--duration-s", str(duration_s), "--warmup", str(warmup), "--out", str(out),
+                   "--max-tokens", str(chat_max_tokens), "--direct-model", app_args.weak_model.served_model_name]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 300)
+            print(proc.stdout, end="", flush=True)
+            if proc.returncode != 0:
+                print(proc.stderr[-3000:], file=sys.stderr)
+                raise RuntimeError(f"load test {mode} failed with exit code {proc.returncode}")
+            results[mode] = json.loads((out / f"loadtest-{mode}.json").read_text())
+    finally:
+        try:
+            serve.shutdown()
+        except Exception:
+            pass
+        ray.shutdown()
+    rn = results.get("route-vs-noop", {}).get("comparison")
+    if rn:
+        results["route_vs_noop_throughput_ratio"] = rn["throughput_ratio"]
+        results["route_vs_noop_p99_ratio"] = rn["p99_ratio"]
+    cd = results.get("chat-vs-direct", {}).get("comparison")
+    if cd:
+        results["chat_routing_overhead_p50_ms"] = cd["p50_difference_ms"]
+    (out / "bench-overhead.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=2))
+    return results
+
+
+def _cmd(ns: argparse.Namespace) -> int:
+    bench_overhead(config=ns.config, router=ns.router, concurrency=ns.concurrency, duration_s=ns.duration_s,
+                   warmup=ns.warmup, modes=tuple(ns.modes.split(",")), chat_concurrency=ns.chat_concurrency,
+                   chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
+                   max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
+                   out_dir=ns.out)
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("bench-overhead", help="routing overhead through Serve: router app vs no-op app, routed vs direct chat (one run)")
+    p.add_argument("--config", default=str(REPO / "serve_config.yaml"))
+    p.add_argument("--router", default="mf", help="router alias from the config to measure")
+    p.add_argument("--concurrency", type=int, default=16, help="concurrency of the /v1/route comparison")
+    p.add_argument("--chat-concurrency", type=int, default=4, help="concurrency of the chat comparison")
+    p.add_argument("--duration-s", type=float, default=30.0, help="seconds per mode")
+    p.add_argument("--warmup", type=int, default=50, help="uncounted requests at the start of each mode")
+    p.add_argument("--max-tokens", type=int, default=8, help="max_tokens of chat requests")
+    p.add_argument("--modes", default="route-vs-noop,chat-vs-direct")
+    p.add_argument("--max-ongoing-requests", type=int, default=256)
+    p.add_argument("--default-settings", action="store_true",
+                   help="Serve's defaults instead of the throughput settings")
+    p.add_argument("--out", default=str(REPO / "runs" / "overhead"))
+    p.set_defaults(func=_cmd)

@@ -1,0 +1,48 @@
+"""The no-op app for overhead measurements: the same shape as the router app's routing path
+(a FastAPI ingress -> one deployment), but the deployment returns a constant instead of scoring.
+
+``rayroute bench-overhead`` serves it beside the real app (``/noop``) and load-tests both in one
+run, so "what routing costs through Serve" is a ratio measured side by side.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+class ConstantRouter:
+    """Answers every routing call with the same decision, without looking at the prompt."""
+
+    async def route(self, messages: Any, threshold: float | None = None,
+                    strong_fraction: float | None = None) -> dict[str, Any]:
+        return {"strong": False, "p_strong": 0.0, "threshold": 0.5, "strong_fraction": None}
+
+
+class NoopIngress:
+    """POST /v1/route: parse the JSON body, call the constant deployment, answer its decision."""
+
+    def __init__(self, router: Any, weak_model_name: str = "weak") -> None:
+        self.router = router
+        self.weak_model_name = weak_model_name
+
+    def build_asgi_app(self) -> Any:
+        from fastapi import FastAPI, Request
+
+        app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+        ingress = self
+
+        @app.post("/v1/route")
+        async def route(request: Request):
+            data = json.loads(await request.body())
+            out = await ingress.router.route.remote(data.get("messages"), None, None)
+            return {"router": "noop", "route": "weak", "routed_model": ingress.weak_model_name,
+                    "p_strong": out["p_strong"], "threshold": out["threshold"], "strong_fraction": None}
+
+        @app.get("/health")
+        async def health():
+            return {"status": "ok"}
+
+        return app
+
+    __serve_build_asgi_app__ = build_asgi_app
