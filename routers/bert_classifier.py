@@ -34,6 +34,7 @@ from routers.classifier_common import (
     replace_subdir,
     require_files,
     resolve_device,
+    set_threads,
 )
 from routers.errors import CheckpointError, ConfigError
 from routers.registry import read_config, write_config
@@ -68,6 +69,7 @@ class BertClassifierRouter(Router):
         batch_size: int = 32,
         device: str | None = "cpu",
         base: str | None = None,
+        num_threads: int | None = None,
     ) -> None:
         self.max_length = check_positive_int("max_length", max_length, minimum=2)
         self.batch_size = check_positive_int("batch_size", batch_size)
@@ -79,6 +81,7 @@ class BertClassifierRouter(Router):
         if limit and self.max_length > limit:
             self.max_length = int(limit)
         self.device = resolve_device(device)
+        set_threads(num_threads)
         self.model = model.to(self.device)
         self.model.eval()
         self.tokenizer = tokenizer
@@ -176,7 +179,8 @@ class BertClassifierRouter(Router):
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> "BertClassifierRouter":
         """Load a checkpoint written by ``save``. Overrides: ``max_length``, ``batch_size``,
-        ``device``. Raises CheckpointError naming the path when it is missing or malformed."""
+        ``device``, ``num_threads`` (torch intra-op threads, process-wide; see ``set_threads``).
+        Raises CheckpointError naming the path when it is missing or malformed."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         path = Path(path)
@@ -187,10 +191,10 @@ class BertClassifierRouter(Router):
             raise CheckpointError(
                 f"checkpoint {str(path)!r} has labels {cfg.get('labels')!r}, expected {list(LABELS)!r}"
             )
-        unknown = set(overrides) - {"max_length", "batch_size", "device"}
+        unknown = set(overrides) - {"max_length", "batch_size", "device", "num_threads"}
         if unknown:
             raise ConfigError(f"unknown options for the bert router: {sorted(unknown)}; "
-                              "allowed: max_length, batch_size, device")
+                              "allowed: max_length, batch_size, device, num_threads")
         model_dir = path / cfg.get("model_dir", MODEL_DIR)
         require_files(path, [f"{model_dir.name}/config.json", f"{model_dir.name}/model.safetensors"], "bert")
         try:
@@ -204,6 +208,7 @@ class BertClassifierRouter(Router):
             max_length=overrides.get("max_length", cfg.get("max_length", DEFAULT_MAX_LENGTH)),
             batch_size=overrides.get("batch_size", 32),
             device=overrides.get("device", "cpu"),
+            num_threads=overrides.get("num_threads"),
             base=cfg.get("base"),
         )
 

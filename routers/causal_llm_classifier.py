@@ -40,6 +40,7 @@ from routers.classifier_common import (
     replace_subdir,
     require_files,
     resolve_device,
+    set_threads,
 )
 from routers.errors import CheckpointError, ConfigError
 from routers.registry import read_config, write_config
@@ -54,7 +55,7 @@ DEFAULT_TEMPLATE = (
 #: One added token per outcome, in LABELS order (strong wins, tie, weak wins).
 DEFAULT_LABEL_TOKENS = ("<|route_strong|>", "<|route_tie|>", "<|route_weak|>")
 DEFAULT_MAX_LENGTH = 2048  # paper
-ALLOWED_OVERRIDES = {"max_length", "batch_size", "device", "dtype", "base", "merge"}
+ALLOWED_OVERRIDES = {"max_length", "batch_size", "device", "dtype", "base", "merge", "num_threads"}
 
 
 def split_template(template: str) -> tuple[str, str]:
@@ -104,6 +105,7 @@ class CausalLLMRouter(Router):
         batch_size: int = 8,
         device: str | None = "cpu",
         base: str | None = None,
+        num_threads: int | None = None,
         add_bos: bool = True,
     ) -> None:
         self.max_length = check_positive_int("max_length", max_length, minimum=2)
@@ -114,6 +116,7 @@ class CausalLLMRouter(Router):
         self.tokenizer = tokenizer
         self.label_ids = add_label_tokens(tokenizer, model, self.label_tokens)
         self.device = resolve_device(device)
+        set_threads(num_threads)
         self.model = model.to(self.device)
         self.model.eval()
         self.base = base
@@ -243,7 +246,8 @@ class CausalLLMRouter(Router):
     @classmethod
     def load(cls, path: str | Path, **overrides: Any) -> "CausalLLMRouter":
         """Load a checkpoint. Overrides: max_length, batch_size, device, dtype ("bfloat16", …),
-        base (where the LoRA base model lives now), merge (LoRA: merge the adapter, default True).
+        base (where the LoRA base model lives now), merge (LoRA: merge the adapter, default True),
+        num_threads (torch intra-op threads, process-wide).
         Raises CheckpointError naming the path when files are missing or malformed."""
         path = Path(path)
         cfg = read_config(path)
@@ -287,6 +291,7 @@ class CausalLLMRouter(Router):
             max_length=overrides.get("max_length", cfg.get("max_length", DEFAULT_MAX_LENGTH)),
             batch_size=overrides.get("batch_size", 8),
             device=overrides.get("device", "cpu"),
+            num_threads=overrides.get("num_threads"),
             base=overrides.get("base") or cfg.get("base"),
         )
 

@@ -31,6 +31,20 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
+def set_threads(num_threads: int | None) -> None:
+    """Set torch's intra-op thread count (process-wide) when ``num_threads`` is given.
+
+    Why: on a small shared CPU, torch's default (one thread per core) spin-waits when other
+    processes hold the cores; measured here, MiniLM at batch 1 ran 3.7 prompts/s with 2 threads
+    under load and 47 prompts/s with 1. A serving replica should pin its thread count.
+    """
+    if num_threads is None:
+        return
+    import torch
+
+    torch.set_num_threads(check_positive_int("num_threads", num_threads))
+
+
 def check_positive_int(name: str, value, minimum: int = 1) -> int:
     """Return ``value`` as an int >= minimum, else ConfigError naming the option."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
