@@ -270,7 +270,7 @@ class CausalLLMRouter(Router):
             model, _ = _load_hf(base, dtype, what=f"LoRA base model {base!r} of {str(path)!r}", tokenizer=False)
             tokenizer = _load_tokenizer(path / "tokenizer", what=f"causal_llm checkpoint {str(path)!r}")
             # The adapter was trained on the resized vocabulary; resize before attaching it.
-            model.resize_token_embeddings(len(tokenizer))
+            model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
             try:
                 from peft import PeftModel
 

@@ -11,7 +11,7 @@ a target. Two modes:
   checkpoint holds only the adapter; loading needs the base model.
 
 Paper (Llama-3-8B, 8x A100): ~2000 steps, batch 8, max length 2048, lr 1e-6, full fine-tuning.
-Defaults follow it except lr (1e-5 with LoRA needs higher: use ~1e-4).
+Defaults follow it (lr 1e-6 is for full fine-tuning; LoRA wants ~1e-4).
 """
 
 from __future__ import annotations
@@ -108,6 +108,9 @@ def train_causal_llm(
         )
         if gradient_checkpointing:
             router.model.gradient_checkpointing_enable()
+            if spec is not None:
+                # frozen embeddings give checkpointed blocks inputs without grad: LoRA would get none
+                router.model.enable_input_require_grads()
         if spec is not None:
             attach_lora(router, spec)
         metrics = fit(
