@@ -95,6 +95,15 @@ def evaluate(router, ex: Examples) -> dict[str, float]:
     return {"val_loss": loss, "val_accuracy": acc}
 
 
+def prior_metrics(train: Examples, val: Examples) -> dict[str, float]:
+    """Validation log-loss / accuracy of always predicting the weighted training label frequencies."""
+    prior = (train.targets * train.weights[:, None]).sum(axis=0) / train.weights.sum()
+    prior = np.clip(prior, 1e-12, 1.0)
+    w = val.weights / val.weights.sum()
+    return {"val_loss": float(-(w * (val.targets * np.log(prior)).sum(axis=1)).sum()),
+            "val_accuracy": float((w * val.targets[:, int(prior.argmax())]).sum())}
+
+
 def _batches(ex: Examples, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffled batches; within windows of 32 batches, sorted by length so padding stays small."""
     order = rng.permutation(len(ex))
@@ -131,7 +140,8 @@ def fit(
     epoch and at the end) and save the router to ``out_dir`` whenever validation log-loss improves
     (model selection, as in the paper). Without ``val`` the final model is saved.
     Returns metrics: train_loss (mean over the last 50 steps), val_loss / val_accuracy of the
-    selected model, best_step, steps, train_prompts, val_prompts.
+    selected model, prior_val_loss / prior_val_accuracy (the constant label-frequency baseline),
+    best_step, steps, train_prompts, val_prompts.
     """
     import torch
 
@@ -211,6 +221,9 @@ def fit(
     metrics = {"train_loss": float(np.mean(losses[-50:])) if losses else math.nan}
     if val is not None and len(val):
         metrics.update(val_loss=best["val_loss"], val_accuracy=best["val_accuracy"])
+        # The constant predictor "training label frequencies": a model must beat this to have
+        # learned anything about prompts (on the real mix, ties dominate).
+        metrics.update({f"prior_{k}": v for k, v in prior_metrics(train, val).items()})
     metrics.update(best_step=best.get("best_step", step), steps=step, train_prompts=len(train),
                    val_prompts=len(val) if val is not None else 0)
     return metrics

@@ -131,3 +131,9 @@ def test_aggregation_matches_row_objective():
     assert ex.prompts == ["a", "b"]
     np.testing.assert_allclose(ex.targets[0], [0.5, 0.0, 0.5])
     np.testing.assert_allclose(ex.weights, [4.0, 1.0])
+
+
+def test_trained_model_beats_the_label_prior(trained):
+    """The summary carries the constant-predictor baseline, and training beats it on the signal."""
+    m = trained.metrics
+    assert "prior_val_loss" in m and m["val_loss"] < m["prior_val_loss"]
