@@ -66,7 +66,7 @@ def attach_lora(router, spec: LoraSpec) -> None:
 def train_causal_llm(
     frame: pd.DataFrame | None,
     out_dir: str | Path,
-    base: str,
+    base: str | None = None,
     *,
     lora: bool | LoraSpec | None = False,
     epochs: float = 1.0,
