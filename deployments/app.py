@@ -174,6 +174,9 @@ class StrongModelArgs(_Strict):
     backoff_initial_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry")
     backoff_max_s: float = Field(8.0, ge=0, description="retry delay cap (also caps Retry-After)")
     fallback: Literal["weak", "error"] = Field("weak", description="when the strong model fails: use the weak one, or 502/504")
+    cooldown_failures: int = Field(5, ge=0, le=1000,
+                                   description="consecutive failed attempts that start a cooldown (0 = never)")
+    cooldown_s: float = Field(30.0, ge=0, le=3600, description="seconds the provider is skipped once cooling down")
 
 
 class IngressArgs(_Strict):
@@ -270,6 +273,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     strong = serve.deployment(StrongModel, name="StrongModel").options(**d.strong_model.to_serve()).bind(
         s.base_url, s.model, s.api_key_env, request_timeout_s=s.request_timeout_s, max_retries=s.max_retries,
         backoff_initial_s=s.backoff_initial_s, backoff_max_s=s.backoff_max_s,
+        cooldown_failures=s.cooldown_failures, cooldown_s=s.cooldown_s,
     )
 
     ing = cfg.ingress
@@ -278,7 +282,8 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         w.served_model_name: [cfg.weak_price.input_usd_per_1m_tokens, cfg.weak_price.output_usd_per_1m_tokens],
     }
     ingress_cls = serve.ingress()(Ingress)
-    return serve.deployment(ingress_cls, name="Ingress").options(**d.ingress.to_serve()).bind(
+    policies = {"fallback": s.fallback, "on_router_error": ing.on_router_error}  # user_config: in-place updates
+    return serve.deployment(ingress_cls, name="Ingress").options(user_config=policies, **d.ingress.to_serve()).bind(
         routers, weak, strong,
         weak_model_name=w.served_model_name, strong_model_name=s.model, default_router=cfg.default_router,
         fallback=s.fallback, on_router_error=ing.on_router_error, api_keys_env=ing.api_keys_env,

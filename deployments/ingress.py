@@ -110,6 +110,27 @@ class Ingress:
         else:
             log.warning("ingress API keys: none in $%s; the API is open to anyone who can reach it", api_keys_env)
 
+    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        """Serve's user_config: the failure policies, changeable in place (``serve deploy``).
+
+        ``{"fallback": "weak"|"error", "on_router_error": "error"|"weak"|"strong"}``; absent keys keep
+        their value. Bad values raise (Serve keeps the old replica), naming the value and the choices.
+        """
+        cfg = dict(user_config or {})
+        choices = {"fallback": ("weak", "error"), "on_router_error": ("error", "weak", "strong")}
+        unknown = sorted(set(cfg) - set(choices))
+        if unknown:
+            raise ValueError(f"unknown ingress user_config keys {unknown}; known: {sorted(choices)}")
+        for key, allowed in choices.items():
+            if key in cfg and cfg[key] not in allowed:
+                raise ValueError(f"ingress user_config {key}={cfg[key]!r} is not one of {list(allowed)}")
+        self.fallback = cfg.get("fallback", self.fallback)
+        self.on_router_error = cfg.get("on_router_error", self.on_router_error)
+        log.info("ingress policies: strong-model fallback=%s, on_router_error=%s", self.fallback, self.on_router_error)
+
+    def policies(self) -> dict[str, str]:
+        return {"fallback": self.fallback, "on_router_error": self.on_router_error}
+
     # --- request plumbing ------------------------------------------------------------------------
 
     def check_auth(self, authorization: str | None) -> None:
@@ -147,6 +168,8 @@ class Ingress:
             data = json.loads(bytes(body))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidJSONError(f"the request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidJSONError("the request body is nested too deeply to parse; send a flat chat request") from None
         if not isinstance(data, dict):
             raise InvalidJSONError(f"the request body must be a JSON object, got {type(data).__name__}")
         return data

@@ -171,11 +171,14 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("at most 4 stop sequences")
         return v
 
-    @model_validator(mode="after")
-    def _has_user_text(self) -> "ChatCompletionRequest":
-        if not any(m.role == "user" and m.text().strip() for m in self.messages):
-            raise ValueError("'messages' needs at least one user message with text")
-        return self
+    @field_validator("messages")
+    @classmethod
+    def _has_user_text(cls, v: list[ChatMessage]) -> list[ChatMessage]:
+        # a field validator (not a model one) so that the error names param "messages"
+        if not any(m.role == "user" and m.text().strip() for m in v):
+            raise ValueError("'messages' needs at least one user message with text (image-only or blank "
+                             "content cannot be routed)")
+        return v
 
     def effective_max_tokens(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
@@ -209,11 +212,21 @@ class RouteRequest(BaseModel):
     def _one_input(self) -> "RouteRequest":
         if self.messages is None and self.prompt is None:
             raise ValueError("give 'messages' (a chat) or 'prompt' (a string)")
-        if self.prompt is not None and not self.prompt.strip():
-            raise ValueError("'prompt' is empty")
-        if self.messages is not None and not any(m.role == "user" and m.text().strip() for m in self.messages):
-            raise ValueError("'messages' needs at least one user message with text")
         return self
+
+    @field_validator("messages")
+    @classmethod
+    def _has_user_text(cls, v: list[ChatMessage] | None) -> list[ChatMessage] | None:
+        if v is not None and not any(m.role == "user" and m.text().strip() for m in v):
+            raise ValueError("'messages' needs at least one user message with text")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_text(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("'prompt' is empty")
+        return v
 
 
 # --- responses -----------------------------------------------------------------------------------

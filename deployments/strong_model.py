@@ -8,6 +8,11 @@
   counted here.
 - Streams are retried only before the first chunk arrives; a failure after that is raised to the
   ingress, which ends the SSE stream with an error event.
+- Cooldown (circuit breaker): after ``cooldown_failures`` consecutive failed attempts (429, 5xx,
+  timeouts, connection errors, rejected key) the provider is skipped for ``cooldown_s``: calls
+  raise ``UpstreamUnavailableError`` (code ``upstream_cooling_down``) at once, without contacting
+  it, so the ingress applies the fallback policy. After the cooldown one probe call at a time is let
+  through; a success closes the breaker, a failure opens it again. Logged and counted (``info()``).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import asyncio
 import logging
 import os
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -49,6 +55,9 @@ class StrongModel:
         backoff_max_s: float = 8.0,
         client_factory: Callable[[str, str, float], Any] = default_client_factory,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        cooldown_failures: int = 5,
+        cooldown_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.base_url = base_url
         self.model = model
@@ -60,6 +69,16 @@ class StrongModel:
         self._sleep = sleep
         self.attempts = 0
         self.retries = 0
+        # circuit breaker (cooldown_failures 0 = off)
+        self.cooldown_failures = cooldown_failures
+        self.cooldown_s = cooldown_s
+        self._clock = clock
+        self._consecutive_failures = 0
+        self._open_until = 0.0
+        self._probe_in_flight = False
+        self._probe_since = 0.0
+        self.cooldowns = 0          # times the breaker opened
+        self.skipped = 0            # calls answered "cooling down" without contacting the provider
         key = os.environ.get(api_key_env, "").strip()
         if not key:
             self.client = None
@@ -102,6 +121,47 @@ class StrongModel:
             return False, UpstreamRejectedError(f"the strong model rejected the request (HTTP {status}): {message}")
         return False, UpstreamError(f"the strong model call failed: {type(exc).__name__}")
 
+    # --- circuit breaker ---------------------------------------------------------------------------
+
+    def _tripped(self) -> bool:
+        return bool(self.cooldown_failures) and self._consecutive_failures >= self.cooldown_failures
+
+    def _admit(self) -> bool:
+        """Before an attempt: raise if cooling down; return True if this attempt is the probe."""
+        if not self._tripped():
+            return False
+        now = self._clock()
+        # a probe that never reported back (cancelled call) stops blocking after one attempt's timeout
+        probing = self._probe_in_flight and now - self._probe_since < self.request_timeout_s + 1.0
+        if now < self._open_until or probing:
+            self.skipped += 1
+            left = max(0.0, self._open_until - now)
+            raise UpstreamUnavailableError(
+                f"the strong model {self.model!r} is cooling down after {self._consecutive_failures} consecutive "
+                f"failures ({left:.1f}s left of strong_model.cooldown_s={self.cooldown_s:g}); not called",
+                code="upstream_cooling_down")
+        self._probe_in_flight = True
+        self._probe_since = now
+        return True
+
+    def _record(self, ok: bool, probe: bool) -> None:
+        if probe:
+            self._probe_in_flight = False
+        if ok:
+            if self._tripped():
+                log.warning("strong model %s: cooldown over, provider answered again", self.model)
+            self._consecutive_failures = 0
+            return
+        was_tripped = self._tripped()
+        self._consecutive_failures += 1
+        # open on the transition, or when the probe fails; late failures of calls already in flight
+        # while the breaker was open do not extend the cooldown
+        if self._tripped() and (not was_tripped or probe):
+            self._open_until = self._clock() + self.cooldown_s
+            self.cooldowns += 1
+            log.warning("strong model %s: %d consecutive failures; cooling down for %gs (cooldown #%d)",
+                        self.model, self._consecutive_failures, self.cooldown_s, self.cooldowns)
+
     def _delay(self, attempt: int, exc: BaseException) -> float:
         retry_after = None
         response = getattr(exc, "response", None)
@@ -129,17 +189,21 @@ class StrongModel:
             raise self._no_key()
         kwargs = self._kwargs(req)
         for attempt in range(self.max_retries + 1):
+            probe = self._admit()
             self.attempts += 1
             try:
                 resp = await self.client.chat.completions.create(**kwargs)
-                return resp.model_dump(exclude_none=True)
             except Exception as exc:
                 retryable, err = self._classify(exc)
-                if not retryable or attempt == self.max_retries:
+                self._record(not _counts_as_failure(retryable, err), probe)
+                if not retryable or attempt == self.max_retries or self._tripped():
                     log.warning("strong model call failed after %d attempt(s): %s", attempt + 1, err)
                     raise err from None
                 self.retries += 1
                 await self._sleep(self._delay(attempt, exc))
+                continue
+            self._record(True, probe)
+            return resp.model_dump(exclude_none=True)
         raise AssertionError("unreachable")
 
     async def chat_stream(self, req: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
@@ -151,16 +215,26 @@ class StrongModel:
             kwargs["stream_options"] = {"include_usage": True}
         started = False
         for attempt in range(self.max_retries + 1):
+            probe = self._admit()
             self.attempts += 1
             try:
                 stream = await self.client.chat.completions.create(**kwargs)
                 async for chunk in stream:
-                    started = True
+                    if not started:
+                        started = True
+                        self._record(True, probe)
+                        probe = False
                     yield chunk.model_dump(exclude_none=True)
+                if not started:
+                    self._record(True, probe)
                 return
             except Exception as exc:
                 retryable, err = self._classify(exc)
-                if started or not retryable or attempt == self.max_retries:
+                if not started:
+                    self._record(not _counts_as_failure(retryable, err), probe)
+                elif _counts_as_failure(retryable, err):
+                    self._record(False, False)
+                if started or not retryable or attempt == self.max_retries or self._tripped():
                     log.warning("strong model stream failed after %d attempt(s)%s: %s", attempt + 1,
                                 " mid-stream" if started else "", err)
                     raise err from None
@@ -170,7 +244,15 @@ class StrongModel:
     def info(self) -> dict[str, Any]:
         return {"model": self.model, "base_url": self.base_url, "configured": self.client is not None,
                 "api_key_env": self.api_key_env,
-                "attempts": self.attempts, "retries": self.retries}
+                "attempts": self.attempts, "retries": self.retries,
+                "cooldowns": self.cooldowns, "skipped_while_cooling_down": self.skipped,
+                "consecutive_failures": self._consecutive_failures,
+                "cooling_down": self._tripped() and self._clock() < self._open_until}
+
+
+def _counts_as_failure(retryable: bool, err: BaseException) -> bool:
+    """Provider-side failures count toward the cooldown; the client's own bad request does not."""
+    return retryable or (isinstance(err, UpstreamUnavailableError) and err.code == "upstream_auth_failed")
 
 
 def _provider_message(exc: Any) -> str:

@@ -2,8 +2,12 @@
 
 It speaks POST /v1/chat/completions (plain and SSE streaming, ``data: [DONE]``), checks the bearer
 key, echoes the sampling parameters it received (so tests can see pass-through), and can be told
-to fail: ``server.mode = "ok" | "500" | "429" | "hang" | "drop_mid_stream"``; ``server.fail_every``
-fails every k-th request. ``server.requests`` records what arrived (for assertions).
+to fail: ``server.mode = "ok" | "500" | "429" | "hang" | "drop_mid_stream" | "hang_mid_stream"``;
+``server.fail_every`` fails every k-th request; ``server.fault_rate`` (with ``fault_modes`` and a
+seeded ``rng``) fails that fraction of requests at random with one of the modes. 429s carry
+``Retry-After: server.retry_after``; hangs sleep ``hang_s``; ``*_mid_stream`` faults happen after
+``drop_after`` content chunks. ``server.requests`` records what arrived (for assertions),
+``server.log`` one ``(monotonic time, mode applied)`` per request.
 
     with OpenAIServer(api_key="k") as srv:   # srv.base_url == "http://127.0.0.1:<port>/v1"
         ...
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import socket
 import threading
 import time
@@ -39,6 +44,12 @@ class OpenAIServer:
         self.mode = "ok"
         self.fail_every = 0
         self.hang_s = 30.0
+        self.fault_rate = 0.0
+        self.fault_modes: tuple[str, ...] = ("500", "429", "hang")
+        self.rng = random.Random(0)
+        self.retry_after = "0"
+        self.drop_after = 2
+        self.log: list[tuple[float, str]] = []
         self.requests: list[dict[str, Any]] = []
         self._count = 0
         self._server = None
@@ -68,10 +79,13 @@ class OpenAIServer:
             mode = srv.mode
             if srv.fail_every and srv._count % srv.fail_every == 0 and mode == "ok":
                 mode = "500"
+            if srv.fault_rate and mode == "ok" and srv.rng.random() < srv.fault_rate:
+                mode = srv.rng.choice(srv.fault_modes)
+            srv.log.append((time.monotonic(), mode))
             if mode == "500":
                 return err(500, "injected failure")
             if mode == "429":
-                return err(429, "slow down", headers={"retry-after": "0"})
+                return err(429, "slow down", headers={"retry-after": str(srv.retry_after)})
             if mode == "hang":
                 await asyncio.sleep(srv.hang_s)
             n = int(body.get("n") or 1)
@@ -91,8 +105,10 @@ class OpenAIServer:
                     yield _sse(cid, body["model"], i, {"role": "assistant", "content": ""})
                 words = text.split(" ")
                 for k, w in enumerate(words):
-                    if mode == "drop_mid_stream" and k == 2:
+                    if mode == "drop_mid_stream" and k == srv.drop_after:
                         raise ConnectionResetError("injected drop")
+                    if mode == "hang_mid_stream" and k == srv.drop_after:
+                        await asyncio.sleep(srv.hang_s)
                     for i in range(n):
                         yield _sse(cid, body["model"], i, {"content": (" " if k else "") + w})
                 for i in range(n):
