@@ -191,6 +191,12 @@ def _targets(result: dict) -> list[str]:
         else:
             out.append(f"| {NAMES.get(name, name)} | {r['mean']:.3f} ({r['lo']:.3f}–{r['hi']:.3f}) | {length:.3f} | "
                        f"— | — | — | — | {paper:.3f} |")
+    out.append("")
+    for name, b in result["benchmarks"].items():
+        length = next((x["apgr"] for x in b["rows"] if x["router"] == "length"), float("nan"))
+        behind = [f"{x['router']} ({x['apgr']:.3f})" for x in b["rows"] if x["router"] != "length" and not x["apgr"] > length]
+        if behind:
+            out.append(f"- {NAMES.get(name, name)}: not beating the length baseline ({length:.3f}): {', '.join(behind)}.")
     return out + [""]
 
 
