@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "tiers": "routers.data.tiers",
     "eval": "routers.evaluation.cli",
     "calibrate": "routers.calibration",
+    "bench-routers": "routers.benchmark",
 }
 
 

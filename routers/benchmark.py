@@ -1,0 +1,191 @@
+"""``rayroute bench-routers``: in-process scoring speed of each router (the paper's Table 7).
+
+For each router and batch size (default 1, 8, 32, 128) it reports prompts/s and per-call latency
+(p50 / p99), with the embedding included (``score(prompts)``) and, for embedding routers,
+excluded (``score_embeddings(E)`` on precomputed embeddings), plus the cost per million routing
+decisions at a configurable machine price ($/hour; the paper's Table 7 uses $0.39/h for 8 vCPU
+and $0.80/h for one L4). In the same run it times RouteLLM's SW-ranking method (a weighted
+logistic regression over every battle, per query) on the same checkpoint and prints the speed
+ratio, and it checks that every faster embedding path gives the same routing decisions.
+
+Prompts are real (MT Bench first turns, GSM8K and MMLU questions from the shared data). Figures
+depend on the machine: the output says how many CPUs it ran on. Nothing here is a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+EMBEDDING_ROUTERS = ("mf", "sw_ranking")
+
+
+def real_prompts(n: int = 512, seed: int = 0) -> list[str]:
+    """``n`` distinct real prompts mixed from MT Bench, GSM8K and MMLU (shared data)."""
+    from routers.data.benchmarks import load_gsm8k, load_mmlu, load_mt_bench
+
+    pool: list[str] = []
+    for load in (load_mt_bench, load_gsm8k, load_mmlu):
+        pool += load(drop_contaminated=False).prompts
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(pool))[:n]
+    return [pool[i] for i in idx]
+
+
+def _time_calls(fn, batches: Sequence) -> tuple[float, np.ndarray]:
+    lat = []
+    start = time.perf_counter()
+    for b in batches:
+        t = time.perf_counter()
+        fn(b)
+        lat.append(time.perf_counter() - t)
+    return time.perf_counter() - start, np.array(lat)
+
+
+def bench_router(router, prompts: list[str], batch_sizes: Sequence[int], embeddings: np.ndarray | None,
+                 price_per_hour: float, min_prompts_batch1: int = 64) -> list[dict]:
+    rows = []
+    for bs in batch_sizes:
+        n = len(prompts) if bs > 1 else min(len(prompts), min_prompts_batch1)
+        batches = [prompts[i:i + bs] for i in range(0, n, bs)]
+        router.score(batches[0])  # warm-up: lazy model load, first-call allocations
+        total, lat = _time_calls(router.score, batches)
+        row = {"router": router.name, "batch": bs, "prompts": n, "included": True,
+               "prompts_per_s": n / total, "p50_ms": 1000 * float(np.percentile(lat, 50)),
+               "p99_ms": 1000 * float(np.percentile(lat, 99))}
+        rows.append(row)
+        if embeddings is not None:
+            ebatches = [embeddings[i:i + bs] for i in range(0, n, bs)]
+            total, lat = _time_calls(router.score_embeddings, ebatches)
+            rows.append({"router": router.name, "batch": bs, "prompts": n, "included": False,
+                         "prompts_per_s": n / total, "p50_ms": 1000 * float(np.percentile(lat, 50)),
+                         "p99_ms": 1000 * float(np.percentile(lat, 99))})
+    for r in rows:
+        r["usd_per_million"] = price_per_hour / 3600.0 / r["prompts_per_s"] * 1e6
+    return rows
+
+
+def decision_agreement(router, emb_a: np.ndarray, emb_b: np.ndarray) -> dict:
+    """How two embedding paths change a router's scores and decisions (thresholds at the score
+    deciles, so every part of the range is checked)."""
+    from routers.base import strong_mask
+
+    pa, pb = router.score_embeddings(emb_a), router.score_embeddings(emb_b)
+    thresholds = np.quantile(pa, np.linspace(0.1, 0.9, 9))
+    agree = [float(np.mean(strong_mask(pa, t) == strong_mask(pb, t))) for t in thresholds]
+    return {"max_abs_score_diff": float(np.max(np.abs(pa - pb))), "min_decision_agreement": min(agree)}
+
+
+def bench_routers(
+    routers: Sequence[str] = ("random", "length", "mf", "sw_ranking", "bert", "causal_llm"),
+    batch_sizes: Sequence[int] = (1, 8, 32, 128),
+    n_prompts: int = 512,
+    embedders: Sequence[str] = ("all-MiniLM-L6-v2", "onnx", "onnx-int8"),
+    price_per_hour: float = 0.39,
+    sw_reference_queries: int = 20,
+    threads: int | None = None,
+    out: str | Path | None = None,
+) -> dict:
+    """Python entry point of ``rayroute bench-routers``; returns (and optionally writes) the results."""
+    from routers.registry import default_checkpoint_dir, load_router
+    from routers.router_embedding import embedder_from_spec
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    prompts = real_prompts(n_prompts)
+    result: dict = {"cpus": os.cpu_count(), "prompts": len(prompts), "price_per_hour": price_per_hour,
+                    "rows": [], "skipped": [], "agreement": {}, "sw_reference": None}
+    emb_cache: dict[str, np.ndarray] = {}
+    for name in routers:
+        ckpt = default_checkpoint_dir() / name
+        if name not in ("random", "length") and not ckpt.is_dir():
+            result["skipped"].append(f"{name}: no checkpoint at {ckpt}")
+            continue
+        if name in EMBEDDING_ROUTERS:
+            for i_spec, spec in enumerate(embedders):
+                embedder = embedder_from_spec(spec, cache=False)  # really embed every prompt
+                router = load_router(name, embedder=embedder)
+                if spec not in emb_cache:
+                    emb_cache[spec] = embedder.embed(prompts)
+                for row in bench_router(router, prompts, batch_sizes, emb_cache[spec], price_per_hour):
+                    row["embedder"] = embedder.name
+                    result["rows"].append(row)
+                    _print_row(row)
+                if i_spec > 0:
+                    agr = decision_agreement(router, emb_cache[embedders[0]], emb_cache[spec])
+                    result["agreement"][f"{name}:{embedder.name}"] = agr
+                    print(f"  {name} with {embedder.name} vs {embedders[0]}: max |Δp| "
+                          f"{agr['max_abs_score_diff']:.2e}, decisions agree ≥ {agr['min_decision_agreement']:.3%}")
+            if name == "sw_ranking" and sw_reference_queries:
+                result["sw_reference"] = _sw_reference(router, emb_cache[embedders[0]], sw_reference_queries)
+        else:
+            router = load_router(name)
+            small = name in ("bert", "causal_llm")
+            for row in bench_router(router, prompts[:128] if small else prompts, batch_sizes, None,
+                                    price_per_hour):
+                row["embedder"] = None
+                result["rows"].append(row)
+                _print_row(row)
+    for s in result["skipped"]:
+        print(f"skipped {s}")
+    if out:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def _sw_reference(router, emb: np.ndarray, n: int) -> dict:
+    q = emb[:n]
+    t = time.perf_counter()
+    ref = router.reference_score(q)
+    t_ref = time.perf_counter() - t
+    t = time.perf_counter()
+    for i in range(n):  # batch 1, like the reference, for a fair ratio
+        router.score_embeddings(q[i:i + 1])
+    t_fast = time.perf_counter() - t
+    fast = router.score_embeddings(q)
+    out = {"queries": n, "reference_prompts_per_s": n / t_ref, "fast_prompts_per_s": n / t_fast,
+           "speedup": t_ref / t_fast, "max_abs_diff": float(np.max(np.abs(ref - fast)))}
+    print(f"  sw_ranking: RouteLLM-style per-query logistic regression {out['reference_prompts_per_s']:.2f} "
+          f"prompts/s vs aggregated BT {out['fast_prompts_per_s']:.1f} prompts/s (batch 1, embedding excluded): "
+          f"{out['speedup']:.0f}x faster, max |Δp| {out['max_abs_diff']:.1e}")
+    return out
+
+
+def _print_row(r: dict) -> None:
+    emb = "incl. embedding" if r["included"] else "excl. embedding"
+    print(f"{r['router']:>11} {str(r.get('embedder') or '-'):>28} batch {r['batch']:>3} {emb}: "
+          f"{r['prompts_per_s']:9.1f} prompts/s  p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
+          f"${r['usd_per_million']:.2f}/M decisions", flush=True)
+
+
+def _cmd(args: argparse.Namespace) -> int:
+    bench_routers(
+        routers=args.routers.split(","), batch_sizes=[int(b) for b in args.batches.split(",")],
+        n_prompts=args.prompts, embedders=args.embedders.split(","), price_per_hour=args.price_per_hour,
+        sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
+    )
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("bench-routers", help="in-process router scoring speed, cost per million decisions (Table 7)")
+    p.add_argument("--routers", default="random,length,mf,sw_ranking,bert,causal_llm")
+    p.add_argument("--batches", default="1,8,32,128")
+    p.add_argument("--prompts", type=int, default=512, help="real prompts per measurement")
+    p.add_argument("--embedders", default="all-MiniLM-L6-v2,onnx,onnx-int8",
+                   help="embedding paths for mf/sw_ranking; the first is the reference for decision agreement")
+    p.add_argument("--price-per-hour", type=float, default=0.39, help="machine price in $/hour (paper: 0.39 for 8 vCPU)")
+    p.add_argument("--sw-reference-queries", type=int, default=20, help="queries timed with RouteLLM's SW method (0: skip)")
+    p.add_argument("--threads", type=int, help="torch threads")
+    p.add_argument("--out", help="write the results as JSON here")
+    p.set_defaults(func=_cmd)
