@@ -13,6 +13,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -54,6 +55,7 @@ from deployments.protocol import (
 )
 
 log = logging.getLogger("ray.serve")
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
 def load_api_keys(env_name: str | None) -> list[bytes]:
@@ -172,6 +174,12 @@ class Ingress:
             raise InvalidJSONError("the request body is nested too deeply to parse; send a flat chat request") from None
         if not isinstance(data, dict):
             raise InvalidJSONError(f"the request body must be a JSON object, got {type(data).__name__}")
+        if _SURROGATE_ESCAPE.search(body):  # cheap pre-check; valid pairs (escaped emoji) pass below
+            try:
+                json.dumps(data, ensure_ascii=False).encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidJSONError("the request body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff) "
+                                       "that is not valid Unicode; send UTF-8 text") from None
         return data
 
     def select(self, model: str) -> ModelSelection:

@@ -15,6 +15,7 @@ Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the g
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -59,6 +60,9 @@ def _parse_unit_interval(text: str, what: str, model: str, example: str) -> floa
     return value
 
 
+_EXPONENT_SPEC = re.compile(r"(strong)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
+
+
 def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSelection:
     """Parse ``model`` (see the module docstring). Raises ModelNameError / ThresholdError (400)."""
     if not isinstance(model, str) or not model.strip():
@@ -75,8 +79,10 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
             param="model",
         )
     rest = model[len(ROUTER_PREFIX):]
-    parts = rest.split("-")
-    if len(parts) > 2 or not parts[0]:
+    name, dash, spec = rest.partition("-")
+    # the only '-' allowed after the name's is a float exponent's: router-mf-1e-05
+    parts = [name, spec] if dash else [name]
+    if not name or (dash and (not spec or ("-" in spec and not _EXPONENT_SPEC.fullmatch(spec)))):
         raise ModelNameError(
             f"model {model!r} is malformed; expected 'router-<name>', 'router-<name>-<threshold>' "
             "or 'router-<name>-strong<fraction>' (router names use '_', never '-')",
