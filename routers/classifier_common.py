@@ -83,6 +83,9 @@ def replace_subdir(root: Path, name: str, writer: Callable[[Path], None]) -> Non
     """
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it 0700; a serving user must be able to read it
     try:
         writer(tmp)
         target = root / name
