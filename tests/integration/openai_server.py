@@ -4,7 +4,8 @@ It speaks POST /v1/chat/completions (plain and SSE streaming, ``data: [DONE]``),
 key, echoes the sampling parameters it received (so tests can see pass-through), and can be told
 to fail: ``server.mode = "ok" | "500" | "429" | "hang" | "drop_mid_stream" | "hang_mid_stream"``;
 ``server.fail_every`` fails every k-th request; ``server.fault_rate`` (with ``fault_modes`` and a
-seeded ``rng``) fails that fraction of requests at random with one of the modes. 429s carry
+seeded ``rng``) fails exactly that fraction of each block of 10 requests, at random positions, with
+one of the modes. 429s carry
 ``Retry-After: server.retry_after``; hangs sleep ``hang_s``; ``*_mid_stream`` faults happen after
 ``drop_after`` content chunks. ``server.requests`` records what arrived (for assertions),
 ``server.log`` one ``(monotonic time, mode applied)`` per request.
@@ -50,10 +51,20 @@ class OpenAIServer:
         self.retry_after = "0"
         self.drop_after = 2
         self.log: list[tuple[float, str]] = []
+        self._schedule: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self._count = 0
         self._server = None
         self._thread: threading.Thread | None = None
+
+    def _next_fault(self) -> str:
+        """Exactly round(10 * fault_rate) faults in every 10 requests, at shuffled (seeded) positions."""
+        if not self._schedule:
+            k = round(10 * self.fault_rate)
+            block = [self.rng.choice(self.fault_modes) for _ in range(k)] + ["ok"] * (10 - k)
+            self.rng.shuffle(block)
+            self._schedule = block
+        return self._schedule.pop()
 
     @property
     def base_url(self) -> str:
@@ -79,8 +90,8 @@ class OpenAIServer:
             mode = srv.mode
             if srv.fail_every and srv._count % srv.fail_every == 0 and mode == "ok":
                 mode = "500"
-            if srv.fault_rate and mode == "ok" and srv.rng.random() < srv.fault_rate:
-                mode = srv.rng.choice(srv.fault_modes)
+            if srv.fault_rate and mode == "ok":
+                mode = srv._next_fault()
             srv.log.append((time.monotonic(), mode))
             if mode == "500":
                 return err(500, "injected failure")
