@@ -10,11 +10,10 @@
 
 from __future__ import annotations
 
-import hashlib
-import re
-
 import numpy as np
 import pandas as pd
+
+from routers.router_embedding import HashingEmbedder
 
 HARD_WORDS = ["integral", "prove", "theorem", "derivative", "algorithm", "compile", "recursion",
               "matrix", "eigenvalue", "optimize", "probability", "complexity", "lemma", "polynomial"]
@@ -27,24 +26,8 @@ STRONG_MODELS = ["big-model-1", "big-model-2"]
 WEAK_MODELS = ["small-model-1", "small-model-2"]
 
 
-class HashEmbedder:
-    """Bag-of-words feature hashing, L2-normalised float32. Deterministic and instant."""
-
-    def __init__(self, dim: int = 64) -> None:
-        self.dim = dim
-        self.name = f"hash-{dim}"
-        self.calls = 0
-
-    def embed(self, texts, progress: bool = False) -> np.ndarray:
-        self.calls += 1
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
-                out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        out /= np.maximum(norms, 1e-12)
-        return out
+class HashEmbedder(HashingEmbedder):
+    """The library's bag-of-words hashing embedder (deterministic, instant), named ``hash-<dim>``."""
 
 
 def make_prompt(rng: np.random.Generator, hard: bool) -> str:
