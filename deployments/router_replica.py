@@ -55,6 +55,15 @@ def read_prompts(path: str | Path, field: str = "instruction", limit: int = 500)
     return out
 
 
+def _no_prompt_cache(router: Router) -> None:
+    """Serving never writes prompts to disk: an embedding router whose embedder is built lazily
+    with the on-disk (model, text) cache (training's default) gets an uncached embedder instead."""
+    if getattr(router, "_embedder", "absent") is None and getattr(router, "embedder_name", None):
+        from routers.router_embedding import embedder_from_spec
+
+        router._embedder = embedder_from_spec(router.embedder_name, cache=False)
+
+
 class RouterReplica:
     """Wraps one ``routers`` Router. ``route(text, threshold, strong_fraction)`` is the hot path."""
 
@@ -87,10 +96,13 @@ class RouterReplica:
             source = config.get("source") or self.alias
             t0 = time.perf_counter()
             router = self._loader(source, **(config.get("kwargs") or {}))
+            _no_prompt_cache(router)
             log.info("router %r loaded from %r in %.2fs: %s", self.alias, source, time.perf_counter() - t0,
                      router.describe())
             t1 = time.perf_counter()
-            router.score(["warm-up"])  # load lazy parts (embedders) now, not on the first request
+            # load lazy parts (embedders) now, not on the first request (a fresh text: a cached one
+            # would skip loading the model)
+            router.score([f"warm-up {time.time_ns()}"])
             log.info("router %r warmed up in %.2fs", self.alias, time.perf_counter() - t1)
             self._router = router
         if needs_reload or config.get("calibration") != self._config.get("calibration"):

@@ -455,3 +455,9 @@ def test_keys_and_prompts_never_in_logs_errors_or_responses(app_url, client, htt
     print(f"\nlog scan: {len(files)} files ({len(serve_logs)} Serve), {total / 2**20:.1f} MiB under {logs_dir}; "
           f"hits: { {k[:12]: v for k, v in hits.items()} }")
     assert all(not v for v in hits.values()), hits
+    # nor on disk: serving routers do not use the (model, text) embedding cache of training
+    from routers.embeddings import default_cache_dir
+
+    cache = default_cache_dir()
+    cached = [p for p in cache.rglob("*") if p.is_file() and MARKER.encode() in p.read_bytes()] if cache.is_dir() else []
+    assert not cached, f"the marker prompt was written to {cached}"
