@@ -42,7 +42,7 @@ INGRESS_KEY = "rr-ingress-" + secrets.token_hex(12)
 STRONG_KEY = "sk-strong-" + secrets.token_hex(12)
 MARKER = "zebra-marker-" + secrets.token_hex(6)  # a prompt that must never reach a log
 COOLDOWN_FAILURES = 4
-COOLDOWN_S = 2.0
+COOLDOWN_S = 4.0
 SOAK_S = float(os.environ.get("RAYROUTE_SOAK_S", "15"))
 SOAK_CONCURRENCY = int(os.environ.get("RAYROUTE_SOAK_CONCURRENCY", "32"))
 MSG = [{"role": "user", "content": "What is 2 + 2?"}]
@@ -211,8 +211,11 @@ def test_cooldown_stops_hammering_a_failing_provider(client, strong_server):
           f"provider received {received_10} calls (20 without cooldown), {info['skipped_while_cooling_down'] - before['skipped_while_cooling_down']} "
           f"skipped; all answered by {set(models)}")
     assert models == [WEAK_NAME] * 10  # fallback policy: every request still answered
-    assert received_10 == COOLDOWN_FAILURES  # then not called at all during the cooldown
-    assert info["cooling_down"] and info["cooldowns"] == before["cooldowns"] + 1
+    opened = info["cooldowns"] - before["cooldowns"]
+    # N failed attempts open it; then the provider sees only one probe per expired cooldown (a
+    # loaded machine can make the 10 requests outlast cooldown_s), never the 20 attempts
+    assert opened >= 1 and received_10 == COOLDOWN_FAILURES + (opened - 1), (received_10, opened)
+    assert info["cooling_down"]
     # after cooldown_s one probe goes through; the provider is healthy again -> breaker closes
     time.sleep(COOLDOWN_S + 0.2)
     resp = client.chat.completions.create(model="router-random-0", messages=MSG, max_tokens=4)
