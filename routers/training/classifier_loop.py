@@ -257,4 +257,6 @@ def labelled_frame_from_mix(mix: Any = None) -> pd.DataFrame:
         ) from exc
     from routers.data.tiers import compute_tiers
 
-    return strong_weak_pairs(prefs, compute_tiers(prefs))
+    n_models = len(set(prefs["model_a"]) | set(prefs["model_b"]))
+    # 10 tiers as in the paper; a small mix (a user's own few models) gets one tier per model.
+    return strong_weak_pairs(prefs, compute_tiers(prefs, n_tiers=min(10, n_models)))

@@ -78,7 +78,12 @@ def _train_cmd(args: argparse.Namespace) -> int:
         "strong": args.strong, "weak": args.weak, "embedder": args.embedder, "lr": args.lr,
         "batch_size": args.batch_size, "val_fraction": args.val_fraction, "dim": args.dim,
         "max_prompts": args.max_prompts, "group_by": args.group_by, "base_model": args.base_model,
+        "max_steps": args.max_steps, "max_length": args.max_length, "grad_accum": args.grad_accum,
+        "lora": True if args.lora else None,
     }
+    epochs = options["epochs"]
+    if epochs is not None and float(epochs).is_integer():
+        options["epochs"] = int(epochs)  # mf counts whole epochs; the classifiers take fractions too
     run_train(args.router, **options)
     return 0
 
@@ -90,7 +95,7 @@ def add_cli(sub) -> None:
     p.add_argument("router", choices=list(TRAINERS), help="which router to train")
     p.add_argument("--mix", help="training-mix file (default: the built-in default mix)")
     p.add_argument("--out", help="checkpoint directory (default: checkpoints/<router>)")
-    p.add_argument("--epochs", type=int, help="training epochs (mf default 10)")
+    p.add_argument("--epochs", type=float, help="training epochs (mf default 10; bert/causal_llm accept fractions)")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--dim", type=int, help="mf: model-embedding dimension d_m (default 128)")
@@ -102,5 +107,9 @@ def add_cli(sub) -> None:
     p.add_argument("--max-prompts", type=int, help="sw_ranking: keep at most this many prompts")
     p.add_argument("--group-by", choices=["classes", "tiers"], help="sw_ranking: strong/weak classes or all tiers")
     p.add_argument("--base-model", help="bert/causal_llm: Hugging Face model name or local path")
+    p.add_argument("--max-steps", type=int, help="bert/causal_llm: stop after this many optimizer steps (bounded CPU runs)")
+    p.add_argument("--max-length", type=int, help="bert/causal_llm: truncate prompts to this many tokens")
+    p.add_argument("--grad-accum", type=int, help="bert/causal_llm: gradient accumulation steps")
+    p.add_argument("--lora", action="store_true", help="causal_llm: LoRA fine-tuning (peft) instead of full")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_train_cmd)

@@ -78,3 +78,21 @@ def test_missing_trainer_module_is_a_clear_error(monkeypatch):
 def test_bad_embedder_spec(prefs_file, tmp_path):
     with pytest.raises(ConfigError, match="hash-<dim>"):
         run_train("sw_ranking", mix=str(prefs_file), out_dir=tmp_path, embedder="hash-x")
+
+
+@pytest.mark.parametrize("router,builder,extra", [
+    ("bert", "tiny_bert", []),
+    ("causal_llm", "tiny_llama", ["--lora"]),
+])
+def test_classifiers_train_from_cli_with_bounded_steps(prefs_file, tmp_path, capsys, router, builder, extra):
+    from tests.unit import tiny_hf
+
+    base = getattr(tiny_hf, builder)(tmp_path / "base")
+    out = tmp_path / router
+    rc = main(["train", router, "--mix", str(prefs_file), "--out", str(out), "--base-model", str(base),
+               "--max-steps", "2", "--max-length", "96", "--batch-size", "4", "--epochs", "0.5", *extra])
+    assert rc == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line.startswith(f"[train {router}]") and "steps=2" in line and "val_loss=" in line
+    rows = route(str(out), ["Prove the integral theorem"], 0.5)
+    assert 0.0 <= rows[0]["p_strong"] <= 1.0
