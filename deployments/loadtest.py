@@ -12,6 +12,11 @@ are differences measured side by side on the same machine at the same moment:
 - ``chat-vs-direct``: chat through the router vs. chat sent straight to the weak model
   (``model`` = the weak model's name, which the ingress serves without routing).
 
+Targets alternate in time slices (``--slice-s``, default 5 s: all users on one target, then the
+next), so each target's throughput is measured alone yet the slices interleave over the whole run;
+``--slice-s 0`` interleaves request by request instead (closed-loop users then couple the targets'
+throughput, so only latencies compare).
+
 Outputs: a JSON summary (per target: requests, errors, throughput, p50/p95/p99/mean latency,
 routed-model split; plus the comparison) and a PNG (latency distributions, throughput over time).
 """
@@ -108,10 +113,24 @@ class LoadResult:
     concurrency: int
     duration_s: float
     samples: list[Sample] = field(default_factory=list)
+    slice_s: float | None = None
+    n_targets: int = 1
+    target_names: list[str] = field(default_factory=list)
+
+    def target_time_s(self, index: int) -> float:
+        """Seconds of the run during which target ``index`` was the one being sent."""
+        if not self.slice_s or self.n_targets == 1:
+            return self.duration_s
+        total, k = 0.0, 0
+        while k * self.slice_s < self.duration_s:
+            if k % self.n_targets == index:
+                total += min(self.slice_s, self.duration_s - k * self.slice_s)
+            k += 1
+        return total
 
     def per_target(self) -> dict[str, dict]:
         out = {}
-        for name in dict.fromkeys(s.target for s in self.samples):
+        for index, name in enumerate(dict.fromkeys(s.target for s in self.samples)):
             ss = [s for s in self.samples if s.target == name]
             ok = [s for s in ss if s.status == 200]
             lat = np.array([s.latency_ms for s in ok]) if ok else np.array([np.nan])
@@ -128,7 +147,7 @@ class LoadResult:
                 "ok": len(ok),
                 "errors": len(ss) - len(ok),
                 "errors_by_kind": errors,
-                "throughput_rps": len(ok) / self.duration_s if self.duration_s else 0.0,
+                "throughput_rps": len(ok) / t if (t := self.target_time_s(self._index(name))) else 0.0,
                 "latency_ms": {
                     "p50": float(np.percentile(lat, 50)), "p95": float(np.percentile(lat, 95)),
                     "p99": float(np.percentile(lat, 99)), "mean": float(np.mean(lat)),
@@ -137,10 +156,13 @@ class LoadResult:
             }
         return out
 
+    def _index(self, name: str) -> int:
+        return self.target_names.index(name) if name in self.target_names else 0
+
     def summary(self) -> dict:
         targets = self.per_target()
         out = {"url": self.url, "mode": self.mode, "concurrency": self.concurrency,
-               "duration_s": round(self.duration_s, 3), "targets": targets}
+               "duration_s": round(self.duration_s, 3), "slice_s": self.slice_s, "targets": targets}
         names = list(targets)
         if len(names) == 2:
             a, b = targets[names[0]], targets[names[1]]
@@ -164,6 +186,7 @@ def run_load(
     api_key: str | None = None,
     timeout_s: float = 60.0,
     warmup_requests: int = 0,
+    slice_s: float | None = 5.0,
 ) -> LoadResult:
     """Run one bounded load test; returns every sample. Blocks until done."""
     check_loopback(url)
@@ -181,7 +204,9 @@ def run_load(
     headers = {"Content-Type": "application/json"}
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
-    result = LoadResult(url=url, mode="", concurrency=concurrency, duration_s=0.0)
+    result = LoadResult(url=url, mode="", concurrency=concurrency, duration_s=0.0,
+                        slice_s=slice_s or None, n_targets=len(targets),
+                        target_names=[t.name for t in targets])
     counter = itertools.count()
     lock = threading.Lock()
     state = {"t0": None, "stop": False}
@@ -199,8 +224,12 @@ def run_load(
                 self.environment.runner.quit()
                 return
             i = next(counter)
-            target = targets[i % n_targets]  # interleave targets request by request
-            prompt = prompts[(i // n_targets) % len(prompts)]
+            if slice_s and state["t0"] is not None:  # time slices: everyone on one target at a time
+                k = int((time.perf_counter() - state["t0"]) / slice_s)
+                target = targets[k % n_targets]
+            else:  # request by request (and during warm-up)
+                target = targets[i % n_targets]
+            prompt = prompts[i % len(prompts)]
             body = json.dumps(target.body(prompt))
             t_start = time.perf_counter()
             status, routed, err = 0, None, None
@@ -209,6 +238,11 @@ def run_load(
                                       catch_response=True) as resp:
                     status = resp.status_code or 0
                     routed = resp.headers.get("x-routed-model") if resp.headers else None
+                    if status == 200 and routed is None and target.path.endswith("/v1/route"):
+                        try:  # /v1/route answers the decision in its body
+                            routed = json.loads(resp.text or "{}").get("routed_model")
+                        except ValueError:
+                            routed = None
                     if status != 200:
                         err = (resp.text or "")[:200]
                         resp.failure(f"HTTP {status}")
@@ -221,7 +255,7 @@ def run_load(
                 return
             with lock:
                 if state["t0"] is None:
-                    state["t0"] = t_start
+                    state["t0"] = t_start  # the measured run starts with the first counted request
                 result.samples.append(Sample(t_start - state["t0"], target.name, latency_ms, status, routed, err))
                 if max_requests and len(result.samples) >= max_requests:
                     state["stop"] = True
@@ -308,12 +342,14 @@ def loadtest(
     api_key: str | None = None,
     prompts: Sequence[str] | None = None,
     warmup_requests: int = 0,
+    slice_s: float | None = 5.0,
 ) -> dict:
     """Python entry point of ``rayroute loadtest``; returns the JSON summary (and writes files)."""
     check_loopback(url)
     targets = make_targets(mode, model, direct_model, noop_prefix, max_tokens)
     result = run_load(url, targets, list(prompts) if prompts else default_prompts(), concurrency,
-                      duration_s, max_requests, rate_per_s, api_key, warmup_requests=warmup_requests)
+                      duration_s, max_requests, rate_per_s, api_key, warmup_requests=warmup_requests,
+                      slice_s=slice_s)
     result.mode = mode
     summary = result.summary()
     if out_dir:
@@ -330,7 +366,7 @@ def _cmd(args: argparse.Namespace) -> int:
         url=args.url, mode=args.mode, model=args.model, direct_model=args.direct_model,
         noop_prefix=args.noop_prefix, concurrency=args.concurrency, duration_s=args.duration_s,
         max_requests=args.requests, rate_per_s=args.rate, max_tokens=args.max_tokens,
-        out_dir=args.out, api_key=api_key, warmup_requests=args.warmup,
+        out_dir=args.out, api_key=api_key, warmup_requests=args.warmup, slice_s=args.slice_s,
     )
     for name, t in summary["targets"].items():
         lat = t["latency_ms"]
@@ -356,6 +392,8 @@ def add_cli(sub) -> None:
     p.add_argument("--duration-s", type=float, default=30.0, help="stop after this many seconds")
     p.add_argument("--requests", type=int, help="stop after this many requests")
     p.add_argument("--rate", type=float, help="target total request rate per second (default: as fast as possible)")
+    p.add_argument("--slice-s", type=float, default=5.0,
+                   help="comparisons: seconds per target before switching to the next (0: alternate per request)")
     p.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
     p.add_argument("--max-tokens", type=int, default=16, help="max_tokens for chat modes")
     p.add_argument("--out", help="directory for loadtest-<mode>.json and .png")

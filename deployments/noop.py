@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fastapi import FastAPI, Request
+
 
 class ConstantRouter:
     """Answers every routing call with the same decision, without looking at the prompt."""
@@ -27,8 +29,6 @@ class NoopIngress:
         self.weak_model_name = weak_model_name
 
     def build_asgi_app(self) -> Any:
-        from fastapi import FastAPI, Request
-
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         ingress = self
 

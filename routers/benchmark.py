@@ -140,6 +140,7 @@ def bench_routers(
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(result, indent=2) + "\n")
+        path.with_suffix(".md").write_text(markdown(result))
     return result
 
 
@@ -159,6 +160,49 @@ def _sw_reference(router, emb: np.ndarray, n: int) -> dict:
           f"prompts/s vs aggregated BT {out['fast_prompts_per_s']:.1f} prompts/s (batch 1, embedding excluded): "
           f"{out['speedup']:.0f}x faster, max |Δp| {out['max_abs_diff']:.1e}")
     return out
+
+
+PAPER_TABLE7 = [  # router, $ per million requests, requests / s, machine (paper, Table 7)
+    ("SW ranking", 39.26, 2.9, "8 vCPU, no GPU ($0.39/h)"),
+    ("matrix factorization", 3.32, 155.16, "1x NVIDIA L4 ($0.80/h)"),
+    ("BERT", 3.19, 69.62, "1x NVIDIA L4"),
+    ("causal LLM", 5.23, 42.46, "1x NVIDIA L4"),
+]
+
+
+def markdown(result: dict) -> str:
+    """The results as Markdown tables: every cell, then the paper's Table 7 beside our best rows."""
+    lines = [f"Measured on {result['cpus']} CPUs, {result['prompts']} real prompts, machine price "
+             f"${result['price_per_hour']}/h.", "",
+             "| router | embedder | batch | embedding | prompts/s | p50 ms | p99 ms | $ / M decisions |",
+             "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
+    for r in result["rows"]:
+        lines.append(f"| {r['router']} | {r.get('embedder') or '-'} | {r['batch']} | "
+                     f"{'included' if r['included'] else 'excluded'} | {r['prompts_per_s']:.1f} | "
+                     f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['usd_per_million']:.2f} |")
+    if result.get("agreement"):
+        lines += ["", "| router with embedder | max abs. score difference | min. decision agreement |",
+                  "| --- | ---: | ---: |"]
+        for k, a in result["agreement"].items():
+            lines.append(f"| {k} | {a['max_abs_score_diff']:.2e} | {a['min_decision_agreement']:.2%} |")
+    ref = result.get("sw_reference")
+    if ref:
+        lines += ["", f"SW ranking, batch 1, embedding excluded, {ref['queries']} queries: RouteLLM's "
+                  f"per-query logistic regression {ref['reference_prompts_per_s']:.2f} prompts/s, ours "
+                  f"{ref['fast_prompts_per_s']:.1f} prompts/s: **{ref['speedup']:.0f}x** faster, max "
+                  f"|Δp| {ref['max_abs_diff']:.1e}."]
+    best: dict[str, dict] = {}
+    for r in result["rows"]:
+        if r["included"] and (r["router"] not in best or r["prompts_per_s"] > best[r["router"]]["prompts_per_s"]):
+            best[r["router"]] = r
+    lines += ["", "| paper (Table 7) | $ / M requests | requests / s | machine |", "| --- | ---: | ---: | --- |"]
+    lines += [f"| {n} | {c:.2f} | {q:.2f} | {m} |" for n, c, q, m in PAPER_TABLE7]
+    lines += ["", "| ours, best batch, embedding included | $ / M decisions | prompts / s | machine |",
+              "| --- | ---: | ---: | --- |"]
+    for name, r in best.items():
+        lines.append(f"| {name} (batch {r['batch']}, {r.get('embedder') or '-'}) | {r['usd_per_million']:.2f} | "
+                     f"{r['prompts_per_s']:.1f} | this machine, {result['cpus']} vCPU (${result['price_per_hour']}/h) |")
+    return "\n".join(lines) + "\n"
 
 
 def _print_row(r: dict) -> None:

@@ -292,3 +292,38 @@ def test_stream_broken_mid_way_ends_with_error_event(http, strong_server):
         strong_server.mode = "ok"
     assert lines[-1] == "data: [DONE]"
     assert '"error"' in lines[-2]
+
+
+def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path):
+    """The overhead benchmark's pieces on the live cluster: the no-op app of the same shape served
+    beside the router app, and `rayroute loadtest` comparing /v1/route with it, and routed with
+    direct chat, in one bounded run each (figures come from `rayroute bench-overhead`, not here)."""
+    import json
+    import subprocess
+    import sys
+
+    from ray import serve
+
+    from deployments.app import build_noop_app
+
+    serve.run(build_noop_app({"weak_model": {"served_model_name": WEAK_NAME}}), name="noop",
+              route_prefix="/noop")
+    try:
+        r = httpx.post(app_url + "/noop/v1/route", timeout=30,
+                       json={"model": "router-random", "messages": [{"role": "user", "content": "hi"}]})
+        assert r.status_code == 200 and r.json()["routed_model"] == WEAK_NAME
+        env = {**os.environ, "RAYROUTE_API_KEY": INGRESS_KEY}
+        for mode, extra in (("route-vs-noop", []), ("chat-vs-direct", ["--direct-model", WEAK_NAME])):
+            out = subprocess.run(
+                [sys.executable, "-m", "deployments", "loadtest", "--url", app_url, "--mode", mode,
+                 "--model", "router-random-0.5", "--concurrency", "2", "--duration-s", "3", "--max-tokens", "2",
+                 "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=120, env=env)
+            assert out.returncode == 0, out.stderr[-2000:]
+            summary = json.loads((tmp_path / f"loadtest-{mode}.json").read_text())
+            assert len(summary["targets"]) == 2 and "comparison" in summary
+            for name, t in summary["targets"].items():
+                assert t["ok"] > 0 and t["errors"] == 0, (mode, name, t)
+        direct = summary["targets"]["chat-direct"]["routed_model_split"]
+        assert set(direct) == {WEAK_NAME}
+    finally:
+        serve.delete("noop")

@@ -52,7 +52,7 @@ def _run(args, tmp_path):
 
 
 def test_route_vs_noop_bounded_by_requests(server, tmp_path):
-    out = _run(["--url", server, "--mode", "route-vs-noop", "--concurrency", "4", "--requests", "60",
+    out = _run(["--url", server, "--mode", "route-vs-noop", "--concurrency", "4", "--requests", "60", "--slice-s", "0",
                 "--duration-s", "30"], tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
     summary = json.loads((tmp_path / "loadtest-route-vs-noop.json").read_text())
@@ -86,3 +86,15 @@ def test_refuses_non_loopback_and_bad_args():
         make_targets("chat-vs-direct", "router-mf", None, "/noop", 8)
     with pytest.raises(LoadTestError, match="unknown mode"):
         make_targets("smoke", "router-mf", None, "/noop", 8)
+
+
+def test_time_slices_measure_each_target_alone(server, tmp_path):
+    out = _run(["--url", server, "--mode", "route-vs-noop", "--concurrency", "2", "--duration-s", "4",
+                "--slice-s", "1"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "loadtest-route-vs-noop.json").read_text())
+    assert summary["slice_s"] == 1
+    for t in summary["targets"].values():
+        assert t["ok"] > 0 and t["errors"] == 0
+        # throughput over the target's own slices (about half the run), not the whole run
+        assert t["throughput_rps"] > t["ok"] / summary["duration_s"] * 1.5

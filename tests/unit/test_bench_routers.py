@@ -23,3 +23,5 @@ def test_bench_routers_smoke(tmp_path, shared_data):
     assert res["agreement"]["mf:hash-384"] == {"max_abs_score_diff": 0.0, "min_decision_agreement": 1.0}
     ref = res["sw_reference"]
     assert ref["queries"] == 2 and ref["max_abs_diff"] < 1e-3 and ref["speedup"] > 1
+    md = out.with_suffix(".md").read_text()
+    assert md.count("\n| mf | hash-384 |") == 8 and "Table 7" in md and "155.16" in md
