@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from routers.data.benchmarks import BENCHMARKS, Benchmark, load_benchmark
-from routers.errors import CheckpointError, ConfigError, RoutersError
+from routers.errors import ConfigError, RoutersError
 from routers.evaluation import metrics as m
 from routers.evaluation.baselines import length_scores, random_baseline
 from routers.evaluation.crossfit import cross_fit, indomain_targets, near_duplicate_groups, ridge_trainer

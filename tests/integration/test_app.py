@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
-import time
 
 import httpx
 import openai
 import pytest
 
-from tests.integration.openai_server import MODEL_REPLY, OpenAIServer, free_port
+from tests.integration.app_harness import booted_app
+from tests.integration.openai_server import MODEL_REPLY, OpenAIServer
 
 INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
 STRONG_KEY = "sk-strong-" + secrets.token_hex(8)
@@ -44,14 +43,6 @@ def app_url(tmp_path_factory, strong_server):
     prompts = tmp / "calibration.txt"
     prompts.write_text("\n".join(f"calibration prompt number {i}" for i in range(200)) + "\n")
 
-    env_backup = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RR_TEST_KEYS", "RR_TEST_STRONG_KEY")}
-    os.environ.update({
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-        "RR_TEST_KEYS": f"other-key,{INGRESS_KEY}",
-        "RR_TEST_STRONG_KEY": STRONG_KEY,
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-    })
     args = {
         "routers": [{"alias": "random", "kwargs": {"seed": 0},
                      "calibration": {"prompts_file": str(prompts), "max_prompts": 200, "required": True}}],
@@ -69,44 +60,9 @@ def app_url(tmp_path_factory, strong_server):
             "strong_model": {"ray_actor_options": {"num_cpus": 0.1}},
         },
     }
-    import ray
-    from ray import serve
-
-    from deployments.app import build_app
-
-    port = free_port()
-    try:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="rayroute-test")
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        errors: list[BaseException] = []
-
-        def deploy():
-            try:
-                serve.run(build_app(args), name="rayroute", route_prefix="/")
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        t0 = time.monotonic()
-        th = threading.Thread(target=deploy, daemon=True)
-        th.start()
-        th.join(START_TIMEOUT_S)
-        if th.is_alive():
-            pytest.fail(f"the app did not start within {START_TIMEOUT_S}s")
-        if errors:
-            raise errors[0]
-        print(f"\napp boot: {time.monotonic() - t0:.1f}s", flush=True)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        for k, v in env_backup.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    env = {"RR_TEST_KEYS": f"other-key,{INGRESS_KEY}", "RR_TEST_STRONG_KEY": STRONG_KEY}
+    with booted_app(args, env, START_TIMEOUT_S) as url:  # Ray token auth, stopped in finally
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ from tests.integration.app_harness import (
     replica_memory,
     wait_new_replica,
 )
-from tests.integration.openai_server import MODEL_REPLY, OpenAIServer
+from tests.integration.openai_server import OpenAIServer
 
 INGRESS_KEY = "rr-ingress-" + secrets.token_hex(12)
 STRONG_KEY = "sk-strong-" + secrets.token_hex(12)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from routers.data.aliases import STRONG_DEFAULT, WEAK_DEFAULT
