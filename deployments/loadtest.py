@@ -130,7 +130,9 @@ class LoadResult:
 
     def per_target(self) -> dict[str, dict]:
         out = {}
-        for index, name in enumerate(dict.fromkeys(s.target for s in self.samples)):
+        seen = set(s.target for s in self.samples)
+        names = [n for n in self.target_names if n in seen] or list(dict.fromkeys(s.target for s in self.samples))
+        for name in names:  # in the order the targets were given: comparisons are first vs second
             ss = [s for s in self.samples if s.target == name]
             ok = [s for s in ss if s.status == 200]
             lat = np.array([s.latency_ms for s in ok]) if ok else np.array([np.nan])
