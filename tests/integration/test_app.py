@@ -50,7 +50,9 @@ def app_url(tmp_path_factory, strong_server):
                        "max_tokens_default": 16, "max_num_seqs": 4},
         "strong_model": {"base_url": strong_server.base_url, "model": STRONG_NAME, "api_key_env": "RR_TEST_STRONG_KEY",
                          "request_timeout_s": 5, "max_retries": 1, "backoff_initial_s": 0.05, "backoff_max_s": 0.1,
-                         "fallback": "weak"},
+                         # the circuit breaker is tested in test_reliability.py; here failures must
+                         # reach the provider every time
+                         "fallback": "weak", "cooldown_failures": 0},
         "ingress": {"api_keys_env": "RR_TEST_KEYS", "max_body_bytes": 65536, "backend_timeout_s": 60},
         "deployments": {
             "ingress": {"ray_actor_options": {"num_cpus": 0.1}},
