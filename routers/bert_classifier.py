@@ -23,14 +23,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from routers.base import Router, check_prompts
+from routers.base import Router
 from routers.classifier_common import (
+    LabelProbabilities,
     LABELS,
-    STRONG_INDEX,
     check_positive_int,
-    length_sorted_batches,
     replace_subdir,
     require_files,
     resolve_device,
@@ -50,7 +47,7 @@ def default_base() -> str:
     return local_model_path()
 
 
-class BertClassifierRouter(Router):
+class BertClassifierRouter(LabelProbabilities, Router):
     """Encoder + 3-way head. Contract: ``score`` returns softmax[strong] per prompt, float64 in
     [0, 1]; prompts are truncated to ``max_length`` tokens; batching never changes a score beyond
     float32 rounding (padding is masked, and each prompt is scored independently).
@@ -136,27 +133,6 @@ class BertClassifierRouter(Router):
         """(N, 3) logits over LABELS, with autograd as the caller's context decides (training
         calls this in train mode; ``score`` calls it under inference mode)."""
         return self.model(**self.encode(prompts)).logits
-
-    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
-        """(N, 3) float64 probabilities over LABELS, length-sorted batches, eval mode."""
-        import torch
-
-        prompts = check_prompts(prompts)
-        out = np.zeros((len(prompts), len(LABELS)), dtype=np.float64)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for idx in length_sorted_batches(prompts, self.batch_size):
-                    logits = self.logits([prompts[i] for i in idx]).float()
-                    out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
-        finally:
-            self.model.train(was_training)
-        return out
-
-    def score(self, prompts: Sequence[str]) -> np.ndarray:
-        """P(strong wins) per prompt = 1 - P(tie) - P(weak wins)."""
-        return np.clip(self.predict_proba(prompts)[:, STRONG_INDEX], 0.0, 1.0)
 
     # ----------------------------------------------------------------- checkpoints
     def save(self, path: str | Path) -> Path:

@@ -29,14 +29,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from routers.base import Router, check_prompts
+from routers.base import Router
 from routers.classifier_common import (
+    LabelProbabilities,
     LABELS,
-    STRONG_INDEX,
     check_positive_int,
-    length_sorted_batches,
     replace_subdir,
     require_files,
     resolve_device,
@@ -84,7 +81,7 @@ def add_label_tokens(tokenizer, model, label_tokens: Sequence[str] = DEFAULT_LAB
     return [int(tokenizer.convert_tokens_to_ids(t)) for t in label_tokens]
 
 
-class CausalLLMRouter(Router):
+class CausalLLMRouter(LabelProbabilities, Router):
     """Instruction template + label tokens over a causal LM.
 
     Contract: ``score`` returns softmax over the label-token logits, entry "strong", as float64 in
@@ -187,26 +184,6 @@ class CausalLLMRouter(Router):
             kwargs[self._keep_arg] = 1
         out = self.model(**kwargs, use_cache=False).logits
         return out[:, -1, :][:, self.label_ids]
-
-    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
-        """(N, 3) float64 probabilities over LABELS (softmax over the label tokens only)."""
-        import torch
-
-        prompts = check_prompts(prompts)
-        out = np.zeros((len(prompts), len(LABELS)), dtype=np.float64)
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.inference_mode():
-                for idx in length_sorted_batches(prompts, self.batch_size):
-                    logits = self.logits([prompts[i] for i in idx]).float()
-                    out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
-        finally:
-            self.model.train(was_training)
-        return out
-
-    def score(self, prompts: Sequence[str]) -> np.ndarray:
-        return np.clip(self.predict_proba(prompts)[:, STRONG_INDEX], 0.0, 1.0)
 
     # ----------------------------------------------------------------- checkpoints
     @property

@@ -15,6 +15,9 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
+
+from routers.base import check_prompts
 from routers.errors import CheckpointError, ConfigError
 
 #: Outcome classes, in the order of the classifier outputs. Index 0 is "strong model wins".
@@ -101,3 +104,29 @@ def replace_subdir(root: Path, name: str, writer: Callable[[Path], None]) -> Non
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+class LabelProbabilities:
+    """``predict_proba`` / ``score`` of both classifier routers. The class provides ``model`` (a torch
+    module), ``batch_size`` and ``logits(prompts)`` -> (N, 3) logits over ``LABELS``."""
+
+    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
+        """(N, 3) float64 probabilities over LABELS: length-sorted batches, eval mode, no autograd."""
+        import torch
+
+        prompts = check_prompts(prompts)
+        out = np.zeros((len(prompts), len(LABELS)), dtype=np.float64)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.inference_mode():
+                for idx in length_sorted_batches(prompts, self.batch_size):
+                    logits = self.logits([prompts[i] for i in idx]).float()
+                    out[idx] = torch.softmax(logits, dim=-1).cpu().numpy()
+        finally:
+            self.model.train(was_training)
+        return out
+
+    def score(self, prompts: Sequence[str]) -> np.ndarray:
+        """P(strong wins) per prompt = 1 - P(tie) - P(weak wins)."""
+        return np.clip(self.predict_proba(prompts)[:, STRONG_INDEX], 0.0, 1.0)
