@@ -40,6 +40,7 @@ from tests.integration.openai_server import OpenAIServer
 
 INGRESS_KEY = "rr-ingress-" + secrets.token_hex(12)
 STRONG_KEY = "sk-strong-" + secrets.token_hex(12)
+ROUTER_TIMEOUT_S = 5.0
 MARKER = "zebra-marker-" + secrets.token_hex(6)  # a prompt that must never reach a log
 COOLDOWN_FAILURES = 4
 COOLDOWN_S = 4.0
@@ -66,7 +67,7 @@ def app_url(tmp_path_factory, strong_server):
     model_dir = build_tiny_llama(tmp_path_factory.mktemp("rel") / "tiny-llama")
     args = default_app_args(model_dir, strong_server.base_url, "RR_REL_STRONG_KEY", "RR_REL_KEYS",
                             strong_model={"cooldown_failures": COOLDOWN_FAILURES, "cooldown_s": COOLDOWN_S},
-                            ingress={"router_timeout_s": 5})
+                            ingress={"router_timeout_s": ROUTER_TIMEOUT_S})
     with booted_app(args, {"RR_REL_STRONG_KEY": STRONG_KEY, "RR_REL_KEYS": INGRESS_KEY}) as url:
         yield url
 
@@ -365,12 +366,17 @@ def test_router_replica_killed_under_load(client, policy):
     for r in fails:
         err = assert_openai_error(r[2], r[1])
         assert (r[1], err["code"], err["type"]) == (503, "backend_unavailable", "server_error"), r
+    # A request waits for a router replica up to ingress.router_timeout_s; only an outage longer than
+    # that must show (as 503s under 'error', as policy fallbacks otherwise). A faster restart may
+    # legitimately cost nothing.
+    outage_visible = recovered_s > ROUTER_TIMEOUT_S + 1.0
     if policy == "error":
-        assert fails, "killing the only router replica must cost some requests under policy 'error'"
+        assert fails or not outage_visible, "a router outage longer than the timeout must cost requests under 'error'"
     else:
-        assert not fails and fallbacks
+        assert not fails
+        assert fallbacks or not outage_visible, "a long router outage must send requests to the policy's model"
         want = STRONG_NAME if policy == "strong" else WEAK_NAME
-        assert {r[1] for r in fallbacks} == {want}
+        assert {r[1] for r in fallbacks} <= {want}
     assert after and all(r[0] == "ok" and not r[2] for r in after), "router did not come back"
 
 
