@@ -315,18 +315,10 @@ def plot(result: LoadResult, path: str | Path) -> Path:
 
 
 def default_prompts(limit: int = 2000) -> list[str]:
-    """Real prompts from the shared data: MT Bench first turns and GSM8K questions."""
-    from routers.data.preferences import default_data_dir
+    """Real chat-sized prompts from the shared data: MT Bench first turns and GSM8K questions."""
+    from routers.benchmark import real_prompts
 
-    root = default_data_dir() / "benchmarks"
-    prompts = []
-    with open(root / "mt_bench" / "question.jsonl", encoding="utf-8") as fh:
-        prompts += [json.loads(line)["turns"][0] for line in fh if line.strip()]
-    with open(root / "gsm8k" / "test.jsonl", encoding="utf-8") as fh:
-        prompts += [json.loads(line)["question"] for line in fh if line.strip()]
-    rng = np.random.default_rng(0)
-    rng.shuffle(prompts)
-    return prompts[:limit]
+    return real_prompts(limit, benchmarks=("mt_bench", "gsm8k"))
 
 
 def loadtest(

@@ -8,8 +8,6 @@ Plain class; ``deployments.app`` turns it into a Serve deployment (one per confi
 from __future__ import annotations
 
 import asyncio
-import csv
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -20,39 +18,13 @@ import numpy as np
 from ray import serve
 
 from routers.base import Router, strong_mask, validate_threshold
-from routers.calibration import threshold_for_fraction
+from routers.calibration import read_prompts, threshold_for_fraction
 from routers.embeddings import routing_text
 from routers.registry import load_router
 
 from deployments.errors import CalibrationUnavailableError, ThresholdError
 
 log = logging.getLogger("ray.serve")
-
-
-def read_prompts(path: str | Path, field: str = "instruction", limit: int = 500) -> list[str]:
-    """Prompts for calibration from .jsonl (``field``), .csv (column ``field``) or .txt (one per line)."""
-    path = Path(path)
-    out: list[str] = []
-    if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    value = json.loads(line).get(field)
-                    if isinstance(value, str) and value.strip():
-                        out.append(value)
-                if len(out) >= limit:
-                    break
-    elif path.suffix == ".csv":
-        with path.open(encoding="utf-8", newline="") as fh:
-            for row in csv.DictReader(fh):
-                value = row.get(field)
-                if value and value.strip():
-                    out.append(value)
-                if len(out) >= limit:
-                    break
-    else:
-        out = [ln.rstrip("\n") for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()][:limit]
-    return out
 
 
 def _no_prompt_cache(router: Router) -> None:
@@ -129,9 +101,8 @@ class RouterReplica:
             log.warning("router %r: %s; strong-fraction model names are disabled", self.alias, note)
             self._calibration_note = note
             return
-        prompts = read_prompts(path, cal.get("field", "instruction"), int(cal.get("max_prompts", 500)))
-        if not prompts:
-            raise ValueError(f"calibration prompts file {str(path)!r} has no prompts in field {cal.get('field')!r}")
+        # the library's reader: DataError names the file and line of a malformed or empty sample
+        prompts = read_prompts(path, cal.get("field", "instruction"))[: int(cal.get("max_prompts", 500))]
         t0 = time.perf_counter()
         scores = np.asarray(self._router.score(prompts), dtype=np.float64)
         self._calibration = np.sort(scores)

@@ -26,13 +26,14 @@ import numpy as np
 EMBEDDING_ROUTERS = ("mf", "sw_ranking")
 
 
-def real_prompts(n: int = 512, seed: int = 0) -> list[str]:
-    """``n`` distinct real prompts mixed from MT Bench, GSM8K and MMLU (shared data)."""
-    from routers.data.benchmarks import load_gsm8k, load_mmlu, load_mt_bench
+def real_prompts(n: int = 512, seed: int = 0,
+                 benchmarks: Sequence[str] = ("mt_bench", "gsm8k", "mmlu")) -> list[str]:
+    """``n`` distinct real prompts shuffled from the named benchmarks of the shared data."""
+    from routers.data.benchmarks import load_benchmark
 
     pool: list[str] = []
-    for load in (load_mt_bench, load_gsm8k, load_mmlu):
-        pool += load(drop_contaminated=False).prompts
+    for name in benchmarks:
+        pool += load_benchmark(name, drop_contaminated=False).prompts
     rng = np.random.default_rng(seed)
     idx = rng.permutation(len(pool))[:n]
     return [pool[i] for i in idx]

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from routers.base import strong_mask
+from routers.data.records import iter_jsonl
 from routers.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -92,18 +93,11 @@ def read_prompts(path: str | Path, field: str = "prompt") -> list[str]:
         raise DataError(f"prompts file {str(path)!r} does not exist")
     out: list[str] = []
     if path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{n}: invalid JSON ({exc})") from exc
-                value = obj.get(field, obj.get("instruction")) if isinstance(obj, dict) else None
-                if not isinstance(value, str):
-                    raise DataError(f"{path}:{n}: no string field {field!r} (or 'instruction')")
-                out.append(value)
+        for n, obj in iter_jsonl(path):
+            value = obj.get(field, obj.get("instruction")) if isinstance(obj, dict) else None
+            if not isinstance(value, str):
+                raise DataError(f"{path}:{n}: no string field {field!r} (or 'instruction')")
+            out.append(value)
     elif path.suffix == ".csv":
         with path.open(encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)

@@ -18,7 +18,6 @@ the strong model's score and the weak model's score.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from routers.data.records import iter_jsonl
 from routers.errors import DataError
 
 STRONG_MODEL = "gpt-4-1106-preview"
@@ -128,16 +128,7 @@ def _file(path: Path) -> Path:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(_file(path), encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{str(path)!r} line {lineno} is not valid JSON: {exc}") from exc
-    return rows
+    return [obj for _, obj in iter_jsonl(_file(path))]
 
 
 def _need(row: dict, key: str, where: str):

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from routers.data.aliases import canonical
-from routers.data.records import COLUMNS, empty_frame, prune_short, validate_frame
+from routers.data.records import COLUMNS, empty_frame, iter_jsonl, prune_short, validate_frame
 from routers.errors import ConfigError, DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -228,23 +228,16 @@ def read_open7(path=None) -> pd.DataFrame:
     p = _resolve(path, "preferences/open7")
     rows = []
     for f in _csv_files(p, "*.jsonl"):
-        with open(f, encoding="utf-8") as fh:
-            for n, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{f}:{n}: invalid JSON ({exc})") from exc
-                q, scores = obj.get("question") if isinstance(obj, dict) else None, None
-                if isinstance(obj, dict):
-                    scores = obj.get("scores")
-                if not isinstance(q, str) or not isinstance(scores, dict):
-                    raise DataError(f"{f}:{n}: needs 'question' (string) and 'scores' ({{model: score}})")
-                for m, s in scores.items():
-                    if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s <= 1:
-                        raise DataError(f"{f}:{n}: scores[{m!r}]={s!r}; must be a number in [0, 1]")
-                rows.append({"question": q, "file": f.name, **scores})
+        for n, obj in iter_jsonl(f):
+            q, scores = obj.get("question") if isinstance(obj, dict) else None, None
+            if isinstance(obj, dict):
+                scores = obj.get("scores")
+            if not isinstance(q, str) or not isinstance(scores, dict):
+                raise DataError(f"{f}:{n}: needs 'question' (string) and 'scores' ({{model: score}})")
+            for m, s in scores.items():
+                if not isinstance(s, (int, float)) or isinstance(s, bool) or not 0 <= s <= 1:
+                    raise DataError(f"{f}:{n}: scores[{m!r}]={s!r}; must be a number in [0, 1]")
+            rows.append({"question": q, "file": f.name, **scores})
     return pd.DataFrame(rows)
 
 
@@ -339,20 +332,13 @@ def load_jsonl(path) -> pd.DataFrame:
         raise DataError("jsonl: no path given; pass a JSONL file of canonical records")
     p = _resolve(path, "")
     rows = []
-    with open(p, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{p}:{n}: invalid JSON ({exc})") from exc
-            if not isinstance(obj, dict):
-                raise DataError(f"{p}:{n}: each line must be a JSON object with fields {COLUMNS}")
-            missing = [c for c in ("prompt", "model_a", "model_b", "p_b_wins") if c not in obj]
-            if missing:
-                raise DataError(f"{p}:{n}: missing field(s) {missing}; required: prompt, model_a, model_b, p_b_wins")
-            rows.append(obj)
+    for n, obj in iter_jsonl(p):
+        if not isinstance(obj, dict):
+            raise DataError(f"{p}:{n}: each line must be a JSON object with fields {COLUMNS}")
+        missing = [c for c in ("prompt", "model_a", "model_b", "p_b_wins") if c not in obj]
+        if missing:
+            raise DataError(f"{p}:{n}: missing field(s) {missing}; required: prompt, model_a, model_b, p_b_wins")
+        rows.append(obj)
     if not rows:
         return empty_frame()
     df = pd.DataFrame(rows)

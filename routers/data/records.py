@@ -18,7 +18,10 @@ optional).
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -96,3 +99,15 @@ def prune_short(df: pd.DataFrame, min_chars: int = MIN_PROMPT_CHARS) -> pd.DataF
     """Drop rows whose prompt (stripped) is shorter than ``min_chars`` characters (paper, section 5)."""
     keep = df["prompt"].str.strip().str.len() >= min_chars
     return df[keep].reset_index(drop=True)
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[int, object]]:
+    """(line number, parsed value) for each non-blank line; DataError names the file and line."""
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield n, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{n}: invalid JSON ({exc})") from exc
