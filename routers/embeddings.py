@@ -103,13 +103,18 @@ class SentenceTransformerEmbedder:
     ``model`` is ``None``/``"all-MiniLM-L6-v2"`` for the packaged model, or any sentence-transformers
     name or local path (names need a hub or a local cache). Texts longer than the model's maximum
     sequence length (256 word pieces for MiniLM) are truncated, as sentence-transformers does.
+
+    ``batch_size`` is the micro-batch: ``encode`` sorts a call's texts by length and pads each
+    micro-batch only to its own longest text, so small micro-batches waste little on padding. On a
+    2-vCPU machine 8 embedded real prompts 1.3-1.8x faster than 64 (docs/routing-overhead.md); on a
+    GPU, larger micro-batches pay (``batch_size=64``).
     """
 
     def __init__(
         self,
         model: str | None = None,
         device: str = "cpu",
-        batch_size: int = 64,
+        batch_size: int = 8,
         num_threads: int | None = None,
     ) -> None:
         self.model_ref = model or DEFAULT_MODEL

@@ -82,7 +82,7 @@ class OnnxMiniLMEmbedder:
     def __init__(
         self,
         precision: str = "fp32",
-        batch_size: int = 32,
+        batch_size: int = 8,  # micro-batch after sorting by length; see SentenceTransformerEmbedder
         num_threads: int | None = None,
         cache_dir: str | Path | None = None,
         max_length: int = 256,

@@ -40,6 +40,17 @@ def test_minilm_shape_norm_and_batch_invariance(minilm):
     assert a @ b > a @ c + 0.2
 
 
+def test_micro_batches_do_not_change_vectors(minilm):
+    # 20 texts of very different lengths: micro-batches of 8 (sorted by length) must give the
+    # vectors one padded batch of 64 gives, in the caller's order
+    texts = [(" ".join(TEXTS) + " ") * (i % 7) + TEXTS[i % len(TEXTS)] for i in range(20)]
+    small = minilm.embed(texts)
+    big = SentenceTransformerEmbedder(batch_size=64).embed(texts)
+    assert minilm.batch_size == 8
+    np.testing.assert_allclose(small, big, atol=1e-5)
+    np.testing.assert_allclose(small[3], minilm.embed([texts[3]])[0], atol=1e-5)
+
+
 def test_onnx_fp32_matches_sentence_transformers(minilm, tmp_path):
     from routers.embeddings_onnx import OnnxMiniLMEmbedder
 
