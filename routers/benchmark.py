@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from routers.errors import ConfigError
+
 EMBEDDING_ROUTERS = ("mf", "sw_ranking")
 
 
@@ -92,8 +94,20 @@ def bench_routers(
     sw_reference_queries: int = 20,
     threads: int | None = None,
     out: str | Path | None = None,
+    device: str = "cpu",
+    embed_batch: int | None = None,
+    prompts_file: str | Path | None = None,
+    reference_embeddings: str | Path | None = None,
+    save_embeddings: str | Path | None = None,
 ) -> dict:
-    """Python entry point of ``rayroute bench-routers``; returns (and optionally writes) the results."""
+    """Python entry point of ``rayroute bench-routers``; returns (and optionally writes) the results.
+
+    ``device`` runs the PyTorch embedders and the bert router there ("cuda" on a GPU machine);
+    ``embed_batch`` sets the embedders' micro-batch. ``prompts_file`` (JSONL with a ``prompt``
+    field) replaces the shared benchmark prompts, e.g. on a machine without the shared data.
+    ``reference_embeddings`` (.npy, the same prompts embedded elsewhere, e.g. by the exact CPU path,
+    written there with ``save_embeddings``) adds a decision-agreement row against it.
+    """
     from routers.registry import default_checkpoint_dir, load_router
     from routers.router_embedding import embedder_from_spec
 
@@ -101,8 +115,17 @@ def bench_routers(
         import torch
 
         torch.set_num_threads(threads)
-    prompts = real_prompts(n_prompts)
-    result: dict = {"cpus": os.cpu_count(), "prompts": len(prompts), "price_per_hour": price_per_hour,
+    if prompts_file:
+        from routers.calibration import read_prompts
+
+        prompts = read_prompts(prompts_file, "prompt")[:n_prompts]
+    else:
+        prompts = real_prompts(n_prompts)
+    emb_kwargs: dict = {"device": device} if device != "cpu" else {}
+    if embed_batch:
+        emb_kwargs["batch_size"] = embed_batch
+    result: dict = {"cpus": os.cpu_count(), "device": _device_name(device), "prompts": len(prompts),
+                    "price_per_hour": price_per_hour,
                     "rows": [], "skipped": [], "agreement": {}, "sw_reference": None}
     emb_cache: dict[str, np.ndarray] = {}
     for name in routers:
@@ -112,7 +135,9 @@ def bench_routers(
             continue
         if name in EMBEDDING_ROUTERS:
             for i_spec, spec in enumerate(embedders):
-                embedder = embedder_from_spec(spec, cache=False)  # really embed every prompt
+                # uncached: really embed every prompt
+                kwargs = emb_kwargs if not spec.startswith(("onnx", "hash-", "openai:")) else {}
+                embedder = embedder_from_spec(spec, cache=False, **kwargs)
                 router = load_router(name, embedder=embedder)
                 if spec not in emb_cache:
                     emb_cache[spec] = embedder.embed(prompts)
@@ -125,10 +150,21 @@ def bench_routers(
                     result["agreement"][f"{name}:{embedder.name}"] = agr
                     print(f"  {name} with {embedder.name} vs {embedders[0]}: max |Δp| "
                           f"{agr['max_abs_score_diff']:.2e}, decisions agree ≥ {agr['min_decision_agreement']:.3%}")
+                if i_spec == 0 and reference_embeddings:
+                    ref = np.load(reference_embeddings)
+                    if ref.shape != emb_cache[spec].shape:
+                        raise ConfigError(f"reference embeddings {str(reference_embeddings)!r} have shape "
+                                          f"{ref.shape}, expected {emb_cache[spec].shape} (same prompts, same model)")
+                    agr = decision_agreement(router, ref, emb_cache[spec])
+                    result["agreement"][f"{name}:{embedder.name}@{device} vs reference"] = agr
+                    print(f"  {name} with {embedder.name} on {device} vs the reference embeddings: max |Δp| "
+                          f"{agr['max_abs_score_diff']:.2e}, decisions agree ≥ {agr['min_decision_agreement']:.3%}")
+            if save_embeddings and embedders and embedders[0] in emb_cache:
+                np.save(save_embeddings, emb_cache[embedders[0]])
             if name == "sw_ranking" and sw_reference_queries:
                 result["sw_reference"] = _sw_reference(router, emb_cache[embedders[0]], sw_reference_queries)
         else:
-            router = load_router(name)
+            router = load_router(name, device=device) if name == "bert" else load_router(name)
             small = name in ("bert", "causal_llm")
             for row in bench_router(router, prompts[:128] if small else prompts, batch_sizes, None,
                                     price_per_hour):
@@ -143,6 +179,14 @@ def bench_routers(
         path.write_text(json.dumps(result, indent=2) + "\n")
         path.with_suffix(".md").write_text(markdown(result))
     return result
+
+
+def _device_name(device: str) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.get_device_name(torch.device(device))
+    return f"{os.cpu_count()} CPUs"
 
 
 def _sw_reference(router, emb: np.ndarray, n: int) -> dict:
@@ -173,7 +217,8 @@ PAPER_TABLE7 = [  # router, $ per million requests, requests / s, machine (paper
 
 def markdown(result: dict) -> str:
     """The results as Markdown tables: every cell, then the paper's Table 7 beside our best rows."""
-    lines = [f"Measured on {result['cpus']} CPUs, {result['prompts']} real prompts, machine price "
+    lines = [f"Measured on {result.get('device') or str(result['cpus']) + ' CPUs'} ({result['cpus']} CPUs), "
+             f"{result['prompts']} real prompts, machine price "
              f"${result['price_per_hour']}/h.", "",
              "| router | embedder | batch | embedding | prompts/s | p50 ms | p99 ms | $ / M decisions |",
              "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: |"]
@@ -202,7 +247,8 @@ def markdown(result: dict) -> str:
               "| --- | ---: | ---: | --- |"]
     for name, r in best.items():
         lines.append(f"| {name} (batch {r['batch']}, {r.get('embedder') or '-'}) | {r['usd_per_million']:.2f} | "
-                     f"{r['prompts_per_s']:.1f} | this machine, {result['cpus']} vCPU (${result['price_per_hour']}/h) |")
+                     f"{r['prompts_per_s']:.1f} | {result.get('device') or 'this machine'}, {result['cpus']} vCPU "
+                     f"(${result['price_per_hour']}/h) |")
     return "\n".join(lines) + "\n"
 
 
@@ -218,6 +264,8 @@ def _cmd(args: argparse.Namespace) -> int:
         routers=args.routers.split(","), batch_sizes=[int(b) for b in args.batches.split(",")],
         n_prompts=args.prompts, embedders=args.embedders.split(","), price_per_hour=args.price_per_hour,
         sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
+        device=args.device, embed_batch=args.embed_batch, prompts_file=args.prompts_file,
+        reference_embeddings=args.reference_embeddings, save_embeddings=args.save_embeddings,
     )
     return 0
 
@@ -233,4 +281,10 @@ def add_cli(sub) -> None:
     p.add_argument("--sw-reference-queries", type=int, default=20, help="queries timed with RouteLLM's SW method (0: skip)")
     p.add_argument("--threads", type=int, help="torch threads")
     p.add_argument("--out", help="write the results as JSON here")
+    p.add_argument("--device", default="cpu", help="torch device of the embedders and bert, e.g. cuda")
+    p.add_argument("--embed-batch", type=int, help="embedder micro-batch (default: the embedder's own, 8)")
+    p.add_argument("--prompts-file", help="JSONL with a 'prompt' field instead of the shared benchmark prompts")
+    p.add_argument("--reference-embeddings", help=".npy of the same prompts embedded elsewhere (see "
+                   "--save-embeddings): adds a decision-agreement row against it")
+    p.add_argument("--save-embeddings", help="write the first embedder's vectors of the prompts here (.npy)")
     p.set_defaults(func=_cmd)

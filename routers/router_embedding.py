@@ -48,15 +48,16 @@ class HashingEmbedder:
         return out
 
 
-def embedder_from_spec(spec: str | None = None, cache: bool = True) -> Embedder:
-    """Build an embedder from the name a checkpoint stores (see the module docstring)."""
+def embedder_from_spec(spec: str | None = None, cache: bool = True, **kwargs) -> Embedder:
+    """Build an embedder from the name a checkpoint stores (see the module docstring); ``kwargs``
+    (``device``, ``batch_size``, ``num_threads``) go to the model embedder's constructor."""
     if spec and spec.startswith(HASH_PREFIX):
         try:
             dim = int(spec[len(HASH_PREFIX):])
         except ValueError:
             raise ConfigError(f"embedder {spec!r}: expected 'hash-<dim>', e.g. 'hash-64'") from None
         return HashingEmbedder(dim)
-    return build_embedder(spec, cache=cache)
+    return build_embedder(spec, cache=cache, **kwargs)
 
 
 class EmbeddingRouter(Router):

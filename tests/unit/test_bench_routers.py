@@ -25,3 +25,30 @@ def test_bench_routers_smoke(tmp_path, shared_data):
     assert ref["queries"] == 2 and ref["max_abs_diff"] < 1e-3 and ref["speedup"] > 1
     md = out.with_suffix(".md").read_text()
     assert md.count("\n| mf | hash-384 |") == 8 and "Table 7" in md and "155.16" in md
+
+
+def test_bench_routers_prompts_file_and_reference_embeddings(tmp_path, shared_data):
+    import numpy as np
+    import pytest
+
+    from routers.benchmark import bench_routers
+    from routers.errors import ConfigError
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"question {i}: " + "why " * i}) + "\n" for i in range(12)))
+    saved = tmp_path / "ref.npy"
+    common = dict(routers=["mf"], batch_sizes=[4], embedders=["hash-384"], sw_reference_queries=0,
+                  prompts_file=prompts)
+    first = bench_routers(save_embeddings=saved, **common)
+    assert first["prompts"] == 12 and np.load(saved).shape == (12, 384)
+    # the same prompts, embedded "elsewhere" by the same path: full agreement
+    second = bench_routers(reference_embeddings=saved, **common)
+    agr = second["agreement"]["mf:hash-384@cpu vs reference"]
+    assert agr == {"max_abs_score_diff": 0.0, "min_decision_agreement": 1.0}
+    # a perturbed reference shows up as a score difference
+    np.save(saved, np.load(saved)[::-1].copy())
+    third = bench_routers(reference_embeddings=saved, **common)
+    assert third["agreement"]["mf:hash-384@cpu vs reference"]["max_abs_score_diff"] > 0
+    np.save(saved, np.zeros((3, 384), dtype=np.float32))
+    with pytest.raises(ConfigError, match=r"shape \(3, 384\)"):
+        bench_routers(reference_embeddings=saved, **common)
