@@ -62,6 +62,12 @@ class RouterReplica:
     def _apply(self, config: dict[str, Any]) -> None:
         config = dict(config or {})
         default_threshold = validate_threshold(config.get("default_threshold", 0.5))
+        threads = config.get("torch_threads")
+        if threads and threads != self._config.get("torch_threads"):
+            from routers.classifier_common import set_threads
+
+            set_threads(int(threads))  # process-wide: this replica process serves one router
+            log.info("router %r: torch intra-op threads set to %d", self.alias, int(threads))
         reload_keys = ("source", "kwargs", "reload_token")
         needs_reload = self._router is None or any(config.get(k) != self._config.get(k) for k in reload_keys)
         if needs_reload:

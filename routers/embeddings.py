@@ -283,12 +283,17 @@ class CachedEmbedder:
 
 def build_embedder(spec: str | None = None, cache: bool | str | Path = True, **kwargs: Any) -> Embedder:
     """Factory: ``None``/``"all-MiniLM-L6-v2"`` (default, offline), ``"onnx"`` / ``"onnx-int8"``
-    (the same model on ONNX Runtime, see ``embeddings_onnx``), ``"openai:<model>"``, or any
+    (the same model on ONNX Runtime, see ``embeddings_onnx``), ``"static"`` (MiniLM's word-piece
+    vectors averaged: a different, far cheaper embedding, see ``embeddings_static``), ``"openai:<model>"``, or any
     sentence-transformers name/path. ``cache`` True uses the default cache dir, a path uses that
     directory, False disables caching."""
     spec = spec or DEFAULT_MODEL
     if spec.startswith("openai:"):
         inner: Embedder = OpenAIEmbedder(model=spec.split(":", 1)[1], **kwargs)
+    elif spec in (f"static:{DEFAULT_MODEL}", "static"):
+        from routers.embeddings_static import StaticMiniLMEmbedder
+
+        inner = StaticMiniLMEmbedder(**kwargs)
     elif spec in (f"onnx-fp32:{DEFAULT_MODEL}", f"onnx-int8:{DEFAULT_MODEL}", "onnx", "onnx-int8"):
         from routers.embeddings_onnx import OnnxMiniLMEmbedder
 
@@ -296,6 +301,6 @@ def build_embedder(spec: str | None = None, cache: bool | str | Path = True, **k
         inner = OnnxMiniLMEmbedder(precision=precision, **kwargs)
     else:
         inner = SentenceTransformerEmbedder(spec, **kwargs)
-    if cache is False or cache is None:
-        return inner
+    if cache is False or cache is None or inner.name.startswith("static:"):
+        return inner  # (a static embedding costs less than a cache lookup)
     return CachedEmbedder(inner, None if cache is True else cache)

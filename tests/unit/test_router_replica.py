@@ -1,0 +1,56 @@
+"""The router deployment's class, driven directly without a Ray cluster: thresholds, in-place
+reload through ``reconfigure``, torch threads. (``route`` goes through ``@serve.batch``, which needs
+a replica context: the integration tests drive it.)"""
+
+import pytest
+import torch
+
+from deployments.app import RouterArgs
+from deployments.errors import CalibrationUnavailableError, ThresholdError
+from deployments.router_replica import RouterReplica
+from routers.registry import load_router
+
+
+def _replica(**overrides):
+    calls = []
+
+    def loader(source, **kwargs):
+        calls.append((source, kwargs))
+        return load_router(source, **kwargs)
+
+    cfg = RouterArgs(alias="random", kwargs={"seed": 1}, **overrides).user_config()
+    return RouterReplica("random", cfg, loader=loader), calls
+
+
+def test_threshold_resolution():
+    replica, _ = _replica(default_threshold=0.3)
+    assert replica.resolve_threshold(None, None) == 0.3 and replica.resolve_threshold(0.7, None) == 0.7
+    with pytest.raises(ThresholdError, match="1.5"):
+        replica.resolve_threshold(1.5, None)
+    with pytest.raises(CalibrationUnavailableError, match="no calibration configured"):
+        replica.resolve_threshold(None, 0.3)
+
+
+def test_reconfigure_reloads_only_when_the_router_changes():
+    replica, calls = _replica()
+    first = replica._router
+    cfg = RouterArgs(alias="random", kwargs={"seed": 1}, default_threshold=0.9).user_config()
+    replica.reconfigure(cfg)  # a threshold change: no reload
+    assert replica._router is first and len(calls) == 1 and replica.resolve_threshold(None, None) == 0.9
+    cfg["reload_token"] = "v2"
+    replica.reconfigure(cfg)
+    assert replica._router is not first and len(calls) == 2
+    cfg["kwargs"] = {"seed": 2}
+    replica.reconfigure(cfg)
+    assert calls[-1] == ("random", {"seed": 2})
+
+
+def test_torch_threads_are_set_in_the_replica():
+    before = torch.get_num_threads()
+    try:
+        _replica(torch_threads=1)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="torch_threads"):
+        RouterArgs(alias="random", torch_threads=0)
