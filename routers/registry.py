@@ -92,12 +92,18 @@ def load_router(name_or_path: str | Path, **overrides: Any) -> Router:
     - A path to a directory with ``config.json``: loads that checkpoint.
     - ``random`` / ``length``: need no checkpoint; built from ``overrides``.
     - Another registry name: loads ``<default_checkpoint_dir()>/<name>``.
+    - Any other name of a checkpoint directory there (e.g. ``mf_static``): loads it as the router
+      its ``config.json`` names.
     """
     candidate = Path(name_or_path)
     if candidate.is_dir():
         cfg = read_config(candidate)
         return router_class(cfg["router"]).load(candidate, **overrides)
     name = str(name_or_path)
+    named = default_checkpoint_dir() / name
+    if name not in ROUTER_CLASSES and "/" not in name and named.is_dir():
+        cfg = read_config(named)
+        return router_class(cfg["router"]).load(named, **overrides)
     cls = router_class(name)  # raises UnknownRouterError for unknown names
     ckpt = default_checkpoint_dir() / name
     if ckpt.is_dir():

@@ -66,3 +66,12 @@ def test_registry_errors(tmp_path):
     (bad / "config.json").write_text('{"router": "quantum"}')
     with pytest.raises(CheckpointError, match="quantum"):
         load_router(bad)
+
+
+def test_named_checkpoints_in_the_checkpoint_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAYROUTE_CHECKPOINTS", str(tmp_path))
+    RandomRouter(seed=7, per_prompt=True).save(tmp_path / "my_random")
+    r = load_router("my_random")  # not a registry name: the directory's config.json says which router
+    assert isinstance(r, RandomRouter) and r.seed == 7
+    with pytest.raises(UnknownRouterError, match="'elsewhere'"):
+        load_router("elsewhere")  # neither a router nor a checkpoint there
