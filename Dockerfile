@@ -26,9 +26,10 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /home/ray/rayroute
 
 # 1. The project's sources (see .dockerignore for what stays out: venvs, tests, data, models, git).
-#    Trained router checkpoints are not in git: bake them into a derived image
-#    (`COPY checkpoints/ ./checkpoints/`) or mount them, and point the router args at them.
+#    The committed router checkpoints (mf, mf_static, sw_ranking, sw_static; a few MB) come along;
+#    larger ones (bert) go into a derived image or a mounted volume, named by path in the args.
 COPY --chown=1000:100 pyproject.toml README.md ./
+COPY --chown=1000:100 checkpoints ./checkpoints
 COPY --chown=1000:100 routers ./routers
 COPY --chown=1000:100 deployments ./deployments
 COPY --chown=1000:100 serve_config.yaml ./
@@ -50,6 +51,10 @@ RUN set -eux; \
 # 3. CPU variant: the small randomly initialised weak model the default serve_config.yaml points
 #    at (its answers are noise; no download). The GPU profile serves a Hugging Face model instead.
 RUN if [ "$VARIANT" = "cpu" ]; then python -m deployments.weak_model_builder --out models/tiny-llama; fi
+
+# 4. The static embedder's table (routers/embeddings_static.py), built once here from the packaged
+#    MiniLM, so that mf_static replicas start without its ~20 s build.
+RUN python -c "from routers.embeddings_static import StaticMiniLMEmbedder as S; S(progress=False).embed(['warm'])"
 
 # Serve (8000), metrics (8080), GCS (6379), dashboard (8265), Ray client (10001).
 EXPOSE 8000 8080 6379 8265 10001

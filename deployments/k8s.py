@@ -9,8 +9,8 @@ item — so the manifests always hold the same application. Output is determinis
 written, no timestamps); ``render --check`` fails when a committed manifest differs from the render.
 
 Overlay merge rules: mappings merge key by key; a key set to ``null`` is removed; lists whose items
-are all mappings with a ``name`` merge item by item by name (and every overlay name must exist in the
-base); any other value replaces the base value.
+are all mappings with a ``name`` (or, for routers, an ``alias``) merge item by item by that key (and every overlay name must exist in the
+base); any other value replaces the base value. ``routers`` items are named by ``alias``, so a profile can change one router.
 
 **validate** — every YAML document of the given files, offline:
 
@@ -130,8 +130,14 @@ def load_documents(path: Path) -> list[Any]:
 # --------------------------------------------------------------------------------------------------
 
 
-def _is_named_list(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(i, dict) and "name" in i for i in value)
+_NAME_KEYS = ("name", "alias")  # deployments and applications have a name; routers an alias
+
+
+def _name_key(value: Any) -> str | None:
+    """The key naming every item of a list of mappings (``name`` or ``alias``), else None."""
+    if not (isinstance(value, list) and value and all(isinstance(i, dict) for i in value)):
+        return None
+    return next((k for k in _NAME_KEYS if all(k in i for i in value)), None)
 
 
 def merge(base: Any, overlay: Any, path: str = "") -> Any:
@@ -147,11 +153,12 @@ def merge(base: Any, overlay: Any, path: str = "") -> Any:
             else:
                 out[key] = copy.deepcopy(value)
         return out
-    if _is_named_list(base) and isinstance(overlay, list) and all(isinstance(i, dict) and "name" in i for i in overlay):
+    key = _name_key(base)
+    if key is not None and _name_key(overlay) == key:
         out = copy.deepcopy(base)
-        index = {item["name"]: i for i, item in enumerate(out)}
+        index = {item[key]: i for i, item in enumerate(out)}
         for item in overlay:
-            name = item["name"]
+            name = item[key]
             if name not in index:
                 raise K8sError(
                     f"overlay {path}: no item named {name!r} in serve_config.yaml (it has "

@@ -121,6 +121,12 @@ def test_merge_rules():
     assert base["b"] == {"c": 2, "d": 3}, "merge modified its input"
     with pytest.raises(k8s.K8sError, match="'z'"):
         k8s.merge(base, {"l": [{"name": "z"}]})
+    # routers are named by alias: a profile changes one router and keeps the others
+    routers = [{"alias": "mf", "t": 0.7}, {"alias": "mf_static", "t": 0.8}]
+    assert k8s.merge(routers, [{"alias": "mf_static", "deployment": {"num_gpus": 0}}]) == [
+        {"alias": "mf", "t": 0.7}, {"alias": "mf_static", "t": 0.8, "deployment": {"num_gpus": 0}}]
+    with pytest.raises(k8s.K8sError, match="'bert'"):
+        k8s.merge(routers, [{"alias": "bert"}])
 
 
 # --- same application as serve_config.yaml ----------------------------------------------------------
@@ -365,7 +371,10 @@ def test_gpu_manifest_sizing():
     assert {"Ingress", "WeakModel", "StrongModel"} <= set(opts) and any(n.startswith("Router_") for n in opts)
     gpu_of = {n: (o.get("ray_actor_options") or {}).get("num_gpus", 0) for n, o in opts.items()}
     routers = [n for n in opts if n.startswith("Router_")]
-    assert all(0 < gpu_of[n] < 1 for n in routers), f"routers need fractional GPUs: {gpu_of}"
+    # model routers share the GPU; a static-embedding router has nothing to gain from one
+    model_routers = [n for n in routers if not n.endswith("_static")]
+    assert model_routers and all(0 < gpu_of[n] < 1 for n in model_routers), f"routers need fractional GPUs: {gpu_of}"
+    assert all(gpu_of[n] == 0 for n in routers if n.endswith("_static")), gpu_of
     assert gpu_of["WeakModel"] > 0, "the weak model (vLLM) needs a GPU"
     assert all("autoscaling_config" in opts[n] for n in [*routers, "WeakModel", "Ingress"])
     # what asks for GPUs at minimum replicas fits the GPU pods at minReplicas; the maximum fits at maxReplicas
