@@ -228,23 +228,18 @@ class AppArgs(_Strict):
 
 def preflight(args: AppArgs) -> None:
     """Fail fast, before any replica starts, on routers that cannot load (with the fix in the message)."""
-    from routers.registry import default_checkpoint_dir, read_config, router_class
+    from routers.errors import CheckpointError
+    from routers.registry import resolve
 
     for r in args.routers:
         source = r.source or r.alias
-        if Path(source).is_absolute():
-            read_config(source)  # raises CheckpointError naming the path
-            continue
-        cls = router_class(source)  # raises UnknownRouterError listing the known names
-        ckpt = default_checkpoint_dir() / source
-        if getattr(cls, "needs_checkpoint", True) and not ckpt.is_dir():
-            from routers.errors import CheckpointError
-
+        try:
+            resolve(source)  # UnknownRouterError lists the known names; CheckpointError names the path
+        except CheckpointError as exc:
             raise CheckpointError(
-                f"router {r.alias!r} needs the checkpoint {str(ckpt)!r}, which does not exist; train it "
-                f"(`rayroute train {source}`), give `source:` a checkpoint directory, or remove it from "
-                "serve_config.yaml"
-            )
+                f"router {r.alias!r}: {exc}; or give `source:` a checkpoint directory, or remove the "
+                "router from serve_config.yaml"
+            ) from None
 
 
 def build_app(args: dict[str, Any] | AppArgs | None = None):

@@ -26,6 +26,8 @@ import numpy as np
 from routers.errors import ConfigError
 
 EMBEDDING_ROUTERS = ("mf", "sw_ranking")
+#: embedder names that give MiniLM's own vectors (to float rounding, or int8's approximation)
+MINILM_SPACE = ("all-MiniLM-L6-v2", "onnx", "onnx-int8", "onnx-fp32:all-MiniLM-L6-v2", "onnx-int8:all-MiniLM-L6-v2")
 
 
 def real_prompts(n: int = 512, seed: int = 0,
@@ -89,7 +91,7 @@ def decision_agreement(router, emb_a: np.ndarray, emb_b: np.ndarray) -> dict:
 
 
 def bench_routers(
-    routers: Sequence[str] = ("random", "length", "mf", "sw_ranking", "bert", "causal_llm"),
+    routers: Sequence[str] = ("random", "length", "mf", "sw_ranking", "mf_static", "sw_static", "bert", "causal_llm"),
     batch_sizes: Sequence[int] = (1, 8, 32, 128),
     n_prompts: int = 512,
     embedders: Sequence[str] = ("all-MiniLM-L6-v2", "onnx", "onnx-int8"),
@@ -111,7 +113,7 @@ def bench_routers(
     ``reference_embeddings`` (.npy, the same prompts embedded elsewhere, e.g. by the exact CPU path,
     written there with ``save_embeddings``) adds a decision-agreement row against it.
     """
-    from routers.registry import default_checkpoint_dir, load_router
+    from routers.registry import default_checkpoint_dir, load_router, read_config
     from routers.router_embedding import embedder_from_spec
 
     if threads:
@@ -136,10 +138,15 @@ def bench_routers(
         if name not in ("random", "length") and not ckpt.is_dir():
             result["skipped"].append(f"{name}: no checkpoint at {ckpt}")
             continue
-        if name in EMBEDDING_ROUTERS:
-            for i_spec, spec in enumerate(embedders):
+        cfg = read_config(ckpt) if ckpt.is_dir() else {}
+        if cfg.get("router", name) in EMBEDDING_ROUTERS:
+            # MiniLM-trained checkpoints are timed on every MiniLM path given; a checkpoint trained on
+            # another embedding space (static, openai, hash) only on its own embedder
+            own = cfg.get("embedder") or embedders[0]
+            specs = list(embedders) if own in MINILM_SPACE else [own]
+            for i_spec, spec in enumerate(specs):
                 # uncached: really embed every prompt
-                kwargs = emb_kwargs if not spec.startswith(("onnx", "hash-", "openai:")) else {}
+                kwargs = emb_kwargs if not spec.startswith(("onnx", "hash-", "openai:", "static")) else {}
                 embedder = embedder_from_spec(spec, cache=False, **kwargs)
                 router = load_router(name, embedder=embedder)
                 if spec not in emb_cache:
@@ -150,9 +157,9 @@ def bench_routers(
                     result["rows"].append(row)
                     _print_row(row)
                 if i_spec > 0:
-                    agr = decision_agreement(router, emb_cache[embedders[0]], emb_cache[spec])
+                    agr = decision_agreement(router, emb_cache[specs[0]], emb_cache[spec])
                     result["agreement"][f"{name}:{embedder.name}"] = agr
-                    print(f"  {name} with {embedder.name} vs {embedders[0]}: max |Δp| "
+                    print(f"  {name} with {embedder.name} vs {specs[0]}: max |Δp| "
                           f"{agr['max_abs_score_diff']:.2e}, decisions agree ≥ {agr['min_decision_agreement']:.3%}")
                 if i_spec == 0 and reference_embeddings:
                     ref = np.load(reference_embeddings)
@@ -163,10 +170,10 @@ def bench_routers(
                     result["agreement"][f"{name}:{embedder.name}@{device} vs reference"] = agr
                     print(f"  {name} with {embedder.name} on {device} vs the reference embeddings: max |Δp| "
                           f"{agr['max_abs_score_diff']:.2e}, decisions agree ≥ {agr['min_decision_agreement']:.3%}")
-            if save_embeddings and embedders and embedders[0] in emb_cache:
-                np.save(save_embeddings, emb_cache[embedders[0]])
+            if save_embeddings and specs[0] in emb_cache:
+                np.save(save_embeddings, emb_cache[specs[0]])
             if name == "sw_ranking" and sw_reference_queries:
-                result["sw_reference"] = _sw_reference(router, emb_cache[embedders[0]], sw_reference_queries)
+                result["sw_reference"] = _sw_reference(router, emb_cache[specs[0]], sw_reference_queries)
         else:
             router = load_router(name, device=device) if name == "bert" else load_router(name)
             small = name in ("bert", "causal_llm")
@@ -276,7 +283,7 @@ def _cmd(args: argparse.Namespace) -> int:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("bench-routers", help="in-process router scoring speed, cost per million decisions (Table 7)")
-    p.add_argument("--routers", default="random,length,mf,sw_ranking,bert,causal_llm")
+    p.add_argument("--routers", default="random,length,mf,sw_ranking,mf_static,sw_static,bert,causal_llm")
     p.add_argument("--batches", default="1,8,32,128")
     p.add_argument("--prompts", type=int, default=512, help="real prompts per measurement")
     p.add_argument("--embedders", default="all-MiniLM-L6-v2,onnx,onnx-int8",

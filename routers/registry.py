@@ -86,31 +86,37 @@ def write_config(path: str | Path, cfg: dict[str, Any]) -> None:
     os.replace(tmp, path / CONFIG_FILE)
 
 
-def load_router(name_or_path: str | Path, **overrides: Any) -> Router:
-    """Load a router by registry name or checkpoint path.
+def resolve(name_or_path: str | Path) -> tuple[type[Router], Path | None]:
+    """The router class and checkpoint directory ``load_router`` would use (None: no checkpoint),
+    without loading anything; raises the errors it would raise, naming the fix.
 
-    - A path to a directory with ``config.json``: loads that checkpoint.
-    - ``random`` / ``length``: need no checkpoint; built from ``overrides``.
-    - Another registry name: loads ``<default_checkpoint_dir()>/<name>``.
-    - Any other name of a checkpoint directory there (e.g. ``mf_static``): loads it as the router
-      its ``config.json`` names.
+    - A path to a directory with ``config.json``: that checkpoint, as the router it names.
+    - ``random`` / ``length``: need no checkpoint (``<checkpoint dir>/<name>`` is used if present).
+    - Another registry name: ``<default_checkpoint_dir()>/<name>``, which must exist.
+    - Any other name of a checkpoint directory there (e.g. ``mf_static``): that checkpoint, as the
+      router its ``config.json`` names.
     """
     candidate = Path(name_or_path)
     if candidate.is_dir():
-        cfg = read_config(candidate)
-        return router_class(cfg["router"]).load(candidate, **overrides)
+        return router_class(read_config(candidate)["router"]), candidate
     name = str(name_or_path)
-    named = default_checkpoint_dir() / name
-    if name not in ROUTER_CLASSES and "/" not in name and named.is_dir():
-        cfg = read_config(named)
-        return router_class(cfg["router"]).load(named, **overrides)
-    cls = router_class(name)  # raises UnknownRouterError for unknown names
+    if "/" in name or name.startswith("."):  # a path, not a name: say which directory is missing
+        read_config(candidate)
     ckpt = default_checkpoint_dir() / name
+    if name not in ROUTER_CLASSES and ckpt.is_dir():
+        return router_class(read_config(ckpt)["router"]), ckpt
+    cls = router_class(name)  # raises UnknownRouterError for unknown names
     if ckpt.is_dir():
-        return cls.load(ckpt, **overrides)
+        return cls, ckpt
     if getattr(cls, "needs_checkpoint", True):
         raise CheckpointError(
             f"router {name!r} needs a trained checkpoint and {str(ckpt)!r} does not exist; "
             f"train one with `rayroute train {name}` or pass a checkpoint path"
         )
-    return cls(**overrides)
+    return cls, None
+
+
+def load_router(name_or_path: str | Path, **overrides: Any) -> Router:
+    """Load a router by registry name or checkpoint path (resolved as ``resolve`` says)."""
+    cls, ckpt = resolve(name_or_path)
+    return cls.load(ckpt, **overrides) if ckpt is not None else cls(**overrides)

@@ -52,3 +52,20 @@ def test_bench_routers_prompts_file_and_reference_embeddings(tmp_path, shared_da
     np.save(saved, np.zeros((3, 384), dtype=np.float32))
     with pytest.raises(ConfigError, match=r"shape \(3, 384\)"):
         bench_routers(reference_embeddings=saved, **common)
+
+
+def test_bench_times_a_checkpoint_on_its_own_embedder(tmp_path, monkeypatch, shared_data):
+    # an mf checkpoint trained on another embedding space (hash-64 here, static in production) is
+    # timed on its own embedder only: MiniLM paths would feed it vectors from the wrong space
+    from routers.benchmark import bench_routers
+    from routers.training.mf import train_mf
+    from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_preferences
+
+    train_mf(synthetic_preferences(60, seed=0), out_dir=tmp_path / "mf_hash", embedder=HashEmbedder(64),
+             epochs=1, batch_size=32, dim=8, groups={"strong": STRONG_MODELS, "weak": WEAK_MODELS},
+             show_progress=False)
+    monkeypatch.setenv("RAYROUTE_CHECKPOINTS", str(tmp_path))
+    res = bench_routers(routers=["mf_hash"], batch_sizes=[4], n_prompts=8, embedders=["hash-384", "onnx"],
+                        sw_reference_queries=0)
+    assert {r["embedder"] for r in res["rows"]} == {"hash-64"}
+    assert {(r["batch"], r["included"]) for r in res["rows"]} == {(4, True), (4, False)}

@@ -198,6 +198,14 @@ def test_preflight_fails_fast_on_missing_checkpoint(tmp_path, monkeypatch):
     with pytest.raises(LibUnknownRouter, match="nope"):
         preflight(AppArgs.model_validate({"routers": [{"alias": "x", "source": "nope"}]}))
     preflight(AppArgs())  # random needs no checkpoint
+    # a checkpoint named by its directory in the checkpoint dir (like mf_static) passes
+    from routers.random_router import RandomRouter
+
+    RandomRouter(seed=1).save(tmp_path / "my_router")
+    preflight(AppArgs.model_validate({"routers": [{"alias": "mine", "source": "my_router"}]}))
+    missing = str(tmp_path / "gone")
+    with pytest.raises(CheckpointError, match="gone.*does not exist"):
+        preflight(AppArgs.model_validate({"routers": [{"alias": "x", "source": missing}]}))
 
 
 # --- ingress checks before routing (in-process ASGI, no sockets) -----------------------------------
