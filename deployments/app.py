@@ -115,6 +115,10 @@ class RouterArgs(_Strict):
     calibration: CalibrationArgs | None = Field(None, description="enables 'router-<alias>-strong<fraction>'")
     max_batch_size: int = Field(16, ge=1, le=1024, description="@serve.batch size")
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1, description="@serve.batch wait")
+    placement: Literal["replica", "ingress"] = Field("replica", description=(
+        "'replica': the router is its own autoscaled deployment (GPU-able; the default). 'ingress': "
+        "it scores inside the ingress process, saving a Serve hop per request; for routers that "
+        "score in microseconds (static embeddings, random, length), scaled with the ingress"))
     torch_threads: int | None = Field(None, ge=1, le=256, description=(
         "torch intra-op threads in the router replica (default: Ray's OMP_NUM_THREADS, which is 1 "
         "for a fractional num_cpus); more threads embed a batch faster when the node has idle cores"))
@@ -128,6 +132,13 @@ class RouterArgs(_Strict):
             return v
         looks_like_path = "/" in v or v.startswith(".") or v.startswith("~")
         return _abs(v) if looks_like_path else v
+
+    @model_validator(mode="after")
+    def _placement(self) -> "RouterArgs":
+        if self.placement == "ingress" and self.deployment is not None:
+            raise ValueError(f"router {self.alias!r} is placed in the ingress, so it has no deployment of its "
+                             "own: remove `deployment` (it scales with deployments.ingress) or use placement: replica")
+        return self
 
     def user_config(self) -> dict[str, Any]:
         return {
@@ -247,7 +258,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     from ray import serve
 
     from deployments.ingress import Ingress
-    from deployments.router_replica import RouterReplica
+    from deployments.router_replica import InProcessRouter, RouterReplica
     from deployments.strong_model import StrongModel
     from deployments.weak_model import WeakModel
 
@@ -255,8 +266,11 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     preflight(cfg)
     d = cfg.deployments
 
-    routers = {}
+    routers: dict[str, Any] = {}
     for r in cfg.routers:
+        if r.placement == "ingress":
+            routers[r.alias] = InProcessRouter(r.alias, r.user_config())
+            continue
         opts = (r.deployment or d.router).to_serve()
         dep = serve.deployment(RouterReplica, name=f"Router_{r.alias}").options(user_config=r.user_config(), **opts)
         routers[r.alias] = dep.bind(r.alias, r.user_config())

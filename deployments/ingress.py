@@ -71,7 +71,8 @@ async def _await(response: Any) -> Any:
 
 
 class Ingress:
-    """OpenAI-compatible ingress. ``routers``: alias -> handle of a RouterReplica deployment."""
+    """OpenAI-compatible ingress. ``routers``: alias -> handle of a RouterReplica deployment, or an
+    ``InProcessRouter`` (same ``route.remote`` interface) for a router placed in the ingress."""
 
     def __init__(
         self,
@@ -92,6 +93,11 @@ class Ingress:
         metrics: ServingMetrics | None = None,
     ) -> None:
         self.routers = dict(routers)
+        from deployments.router_replica import InProcessRouter
+
+        for router in self.routers.values():  # routers placed in the ingress load here, now
+            if isinstance(router, InProcessRouter):  # (a handle answers any attribute: no hasattr)
+                router.start()
         self.weak = weak
         self.strong = strong
         self.weak_model_name = weak_model_name

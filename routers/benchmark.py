@@ -61,7 +61,7 @@ def bench_router(router, prompts: list[str], batch_sizes: Sequence[int], embeddi
         batches = [prompts[i:i + bs] for i in range(0, n, bs)]
         # warm-up: lazy model load, first-call allocations; on a GPU one untimed pass, since kernels
         # load lazily per shape and the first calls of each sequence length are slow
-        for b in batches if gpu_warmup else batches[:3]:
+        for b in batches if gpu_warmup else batches[:1]:
             router.score(b)
         total, lat = _time_calls(router.score, batches)
         row = {"router": router.name, "batch": bs, "prompts": n, "included": True,

@@ -45,7 +45,9 @@ def app_url(tmp_path_factory, strong_server):
 
     args = {
         "routers": [{"alias": "random", "kwargs": {"seed": 0},
-                     "calibration": {"prompts_file": str(prompts), "max_prompts": 200, "required": True}}],
+                     "calibration": {"prompts_file": str(prompts), "max_prompts": 200, "required": True}},
+                    # the same router scored inside the ingress process (no router deployment)
+                    {"alias": "random_local", "source": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
         "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME, "max_model_len": 512,
                        "max_tokens_default": 16, "max_num_seqs": 4},
         "strong_model": {"base_url": strong_server.base_url, "model": STRONG_NAME, "api_key_env": "RR_TEST_STRONG_KEY",
@@ -89,7 +91,20 @@ MSG = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "W
 def test_health_and_models(http, client):
     assert http.get("/health").json() == {"status": "ok"}
     ids = {m.id for m in client.models.list().data}
-    assert ids == {"router-random", STRONG_NAME, WEAK_NAME}
+    assert ids == {"router-random", "router-random_local", STRONG_NAME, WEAK_NAME}
+
+
+def test_router_placed_in_the_ingress(http, client, app_url):
+    strong = http.post("/v1/route", json={"model": "router-random_local-0", "prompt": "hello"}).json()
+    weak = http.post("/v1/route", json={"model": "router-random_local-1", "prompt": "hello"}).json()
+    assert strong["route"] == "strong" and weak["route"] == "weak" and 0 <= strong["p_strong"] <= 1
+    raw, resp = _raw(client, model="router-random_local-1", messages=MSG, max_tokens=4)
+    assert resp.model == WEAK_NAME and raw.headers["x-routed-model"] == WEAK_NAME
+    # the ingress scores it itself: Serve runs no deployment for it
+    from ray import serve
+
+    deployments = serve.status().applications["rayroute"].deployments
+    assert "Router_random" in deployments and "Router_random_local" not in deployments
 
 
 def test_weak_route_at_threshold_one(client):

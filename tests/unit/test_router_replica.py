@@ -54,3 +54,24 @@ def test_torch_threads_are_set_in_the_replica():
         torch.set_num_threads(before)
     with pytest.raises(ValueError, match="torch_threads"):
         RouterArgs(alias="random", torch_threads=0)
+
+
+def test_in_process_router_ships_light_and_loads_on_start():
+    import pickle
+
+    from deployments.router_replica import InProcessRouter
+
+    cfg = RouterArgs(alias="random", kwargs={"seed": 1}, placement="ingress").user_config()
+    local = InProcessRouter("random", cfg)
+    assert local._replica is None  # building it loads nothing (it travels in the ingress's init args)
+    local.start()
+    copy = pickle.loads(pickle.dumps(local))  # a loaded router never travels
+    assert copy._replica is None and copy.alias == "random" and copy.config == cfg
+    assert local.start()._replica._router is not None and local.start() is local
+
+
+def test_placement_in_the_ingress_has_no_deployment_of_its_own():
+    with pytest.raises(ValueError, match="placed in the ingress.*remove `deployment`"):
+        RouterArgs(alias="mf_static", placement="ingress", deployment={"num_replicas": 2})
+    with pytest.raises(ValueError, match="placement"):
+        RouterArgs(alias="mf_static", placement="sidecar")
