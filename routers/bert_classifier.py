@@ -63,7 +63,7 @@ class BertClassifierRouter(LabelProbabilities, Router):
         model: Any,
         tokenizer: Any,
         max_length: int = DEFAULT_MAX_LENGTH,
-        batch_size: int = 32,
+        batch_size: int = 8,  # inference micro-batch after length sorting: little padding on a CPU
         device: str | None = "cpu",
         base: str | None = None,
         num_threads: int | None = None,
@@ -182,7 +182,7 @@ class BertClassifierRouter(LabelProbabilities, Router):
             model,
             tokenizer,
             max_length=overrides.get("max_length", cfg.get("max_length", DEFAULT_MAX_LENGTH)),
-            batch_size=overrides.get("batch_size", 32),
+            batch_size=overrides.get("batch_size", 8),
             device=overrides.get("device", "cpu"),
             num_threads=overrides.get("num_threads"),
             base=cfg.get("base"),
