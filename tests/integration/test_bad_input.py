@@ -203,7 +203,8 @@ def test_bad_input_kinds_counted():
     "\ufeffzero\u200bwidth\u200djoiner",
     "😀" * 50,
 ])
-@pytest.mark.parametrize("model", ["router-random-1", "router-random-0", "router-sw_ranking-0.5", "router-mf-0.5"])
+@pytest.mark.parametrize("model", ["router-random-1", "router-random-0", "router-sw_ranking-0.5", "router-mf-0.5",
+                                   "router-mf_static-0.8"])  # (scored in the ingress)
 def test_unicode_and_control_characters_are_served(http, text, model):
     r = http.post("/v1/chat/completions",
                   json={"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 2})
