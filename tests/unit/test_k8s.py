@@ -371,10 +371,9 @@ def test_gpu_manifest_sizing():
     assert {"Ingress", "WeakModel", "StrongModel"} <= set(opts) and any(n.startswith("Router_") for n in opts)
     gpu_of = {n: (o.get("ray_actor_options") or {}).get("num_gpus", 0) for n, o in opts.items()}
     routers = [n for n in opts if n.startswith("Router_")]
-    # model routers share the GPU; a static-embedding router has nothing to gain from one
-    model_routers = [n for n in routers if not n.endswith("_static")]
-    assert model_routers and all(0 < gpu_of[n] < 1 for n in model_routers), f"routers need fractional GPUs: {gpu_of}"
-    assert all(gpu_of[n] == 0 for n in routers if n.endswith("_static")), gpu_of
+    assert all(0 < gpu_of[n] < 1 for n in routers), f"routers need fractional GPUs: {gpu_of}"
+    # the static router has nothing to gain from a GPU: it is scored in the (CPU) ingress
+    assert "Router_mf_static" not in opts and gpu_of["Ingress"] == 0
     assert gpu_of["WeakModel"] > 0, "the weak model (vLLM) needs a GPU"
     assert all("autoscaling_config" in opts[n] for n in [*routers, "WeakModel", "Ingress"])
     # what asks for GPUs at minimum replicas fits the GPU pods at minReplicas; the maximum fits at maxReplicas
@@ -398,7 +397,8 @@ def effective_deployments(config: dict) -> dict[str, dict]:
         "Ingress": d.ingress.to_serve(),
         "WeakModel": d.weak_model.to_serve(),
         "StrongModel": d.strong_model.to_serve(),
-        **{f"Router_{r.alias}": (r.deployment or d.router).to_serve() for r in args.routers},
+        **{f"Router_{r.alias}": (r.deployment or d.router).to_serve() for r in args.routers
+           if r.placement == "replica"},  # a router placed in the ingress has no deployment
     }
     for dep in app.get("deployments") or []:
         out[dep["name"]] = k8s.merge(out.get(dep["name"], {}), {k: v for k, v in dep.items() if k != "name"})
