@@ -189,12 +189,17 @@ def test_fallback_policy_zero_client_failures_at_30pct_faults(client, strong_ser
     print(f"\n30% faults: {n} requests, {len(failures)} client-visible failures, {fell_back} fell back to the weak "
           f"model, {used[STRONG_NAME]} answered by the strong model; strong API saw {sum(injected.values())} "
           f"attempts, injected {dict(injected)}; cooldowns opened {after['cooldowns'] - before['cooldowns']}")
-    assert not failures, failures
-    assert sum(used.values()) == n
-    n_faults = sum(v for k, v in injected.items() if k != "ok")
-    assert abs(n_faults / sum(injected.values()) - 0.3) <= 0.05  # 3 in every 10 attempts (partial last block)
-    assert fell_back >= 1 and used[STRONG_NAME] >= 1  # (a cooldown may send a run of requests to weak)
-    close_breaker(client, strong_server)
+    try:
+        assert not failures, failures
+        assert sum(used.values()) == n
+        # exactly 3 faults in every block of 10 attempts; a partial last block of m attempts holds
+        # between max(0, m-7) and min(3, m), so faults - 0.3 * attempts lies in [-2.1, 2.1] however
+        # many attempts a cooldown left (it may open early and send most requests to weak)
+        n_faults, attempts = sum(v for k, v in injected.items() if k != "ok"), sum(injected.values())
+        assert abs(n_faults - 0.3 * attempts) <= 2.1 + 1e-9, (n_faults, attempts)
+        assert fell_back >= 1 and used[STRONG_NAME] >= 1  # (a cooldown may send a run of requests to weak)
+    finally:
+        close_breaker(client, strong_server)  # a failure here must not leave the next test a cooldown
 
 
 def test_cooldown_stops_hammering_a_failing_provider(client, strong_server):
