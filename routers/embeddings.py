@@ -290,9 +290,10 @@ def build_embedder(spec: str | None = None, cache: bool | str | Path = True, **k
     spec = spec or DEFAULT_MODEL
     if spec.startswith("openai:"):
         inner: Embedder = OpenAIEmbedder(model=spec.split(":", 1)[1], **kwargs)
-    elif spec in (f"static:{DEFAULT_MODEL}", "static"):
-        from routers.embeddings_static import StaticMiniLMEmbedder
+    elif spec == "static" or spec.startswith("static-"):
+        from routers.embeddings_static import StaticMiniLMEmbedder, check_static_spec
 
+        check_static_spec(spec)  # a checkpoint's table version must be the one built here
         inner = StaticMiniLMEmbedder(**kwargs)
     elif spec in (f"onnx-fp32:{DEFAULT_MODEL}", f"onnx-int8:{DEFAULT_MODEL}", "onnx", "onnx-int8"):
         from routers.embeddings_onnx import OnnxMiniLMEmbedder
@@ -301,6 +302,6 @@ def build_embedder(spec: str | None = None, cache: bool | str | Path = True, **k
         inner = OnnxMiniLMEmbedder(precision=precision, **kwargs)
     else:
         inner = SentenceTransformerEmbedder(spec, **kwargs)
-    if cache is False or cache is None or inner.name.startswith("static:"):
+    if cache is False or cache is None or inner.name.startswith("static-"):
         return inner  # (a static embedding costs less than a cache lookup)
     return CachedEmbedder(inner, None if cache is True else cache)

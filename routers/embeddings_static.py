@@ -15,7 +15,8 @@ on MiniLM vectors must not be served with these. Routers are trained on it by na
 The table (30,522 × 384 float32, 47 MB) is built from the packaged weights on first use (~20 s on
 2 vCPUs, a progress bar shows it), written atomically into the cache directory, and
 never downloaded or committed. Its file name carries a digest of the build recipe, so a change to
-the recipe builds a new table instead of reusing a stale one.
+the recipe builds a new table instead of reusing a stale one, and the recipe's version is in the
+embedder's name: a checkpoint trained on an older table fails to load, naming the fix.
 """
 
 from __future__ import annotations
@@ -34,10 +35,21 @@ from routers.errors import ConfigError, EmbeddingError
 
 log = logging.getLogger(__name__)
 
-STATIC_NAME = f"static:{DEFAULT_MODEL}"
-#: bump when the way the table is built changes: the digest in the file name follows it
-RECIPE = ("v2: mean-pooled MiniLM output of [CLS] piece [SEP] per vocabulary entry; centred; "
-          "top 2 principal components removed; rows scaled by their squared norm")
+#: bump when the way the table is built changes. The version is part of the embedder's name, which
+#: checkpoints store, so a router trained on one table is never served with another (the cache file
+#: name carries a digest of RECIPE, so tables of different recipes never overwrite each other)
+RECIPE_VERSION = "v2"
+RECIPE = (f"{RECIPE_VERSION}: mean-pooled MiniLM output of [CLS] piece [SEP] per vocabulary entry; "
+          "centred; top 2 principal components removed; rows scaled by their squared norm")
+STATIC_NAME = f"static-{RECIPE_VERSION}:{DEFAULT_MODEL}"
+
+
+def check_static_spec(spec: str) -> None:
+    """Raise ConfigError unless ``spec`` ("static" or a full name) names the table this code builds."""
+    if spec not in ("static", STATIC_NAME):
+        raise ConfigError(
+            f"embedder {spec!r} is a static table this version does not build (it builds {STATIC_NAME!r}); "
+            "retrain the router with `--embedder static`")
 REMOVED_COMPONENTS = 2
 
 

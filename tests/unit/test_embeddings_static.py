@@ -105,6 +105,16 @@ def test_a_broken_table_is_named(tmp_path):
 
 
 def test_factory_spec(tmp_path):
-    for spec in ("static", "static:all-MiniLM-L6-v2"):
-        emb = build_embedder(spec, cache=False, cache_dir=tmp_path)
-        assert isinstance(emb, st.StaticMiniLMEmbedder) and emb.name == "static:all-MiniLM-L6-v2"
+    for spec in ("static", f"static-{st.RECIPE_VERSION}:all-MiniLM-L6-v2"):
+        emb = build_embedder(spec, cache=True, cache_dir=tmp_path)  # (never wrapped in the cache)
+        assert isinstance(emb, st.StaticMiniLMEmbedder) and emb.name == st.STATIC_NAME
+
+
+def test_a_checkpoint_of_another_table_version_is_refused(tmp_path):
+    # a router trained on another recipe's table must not be served with this one
+    with pytest.raises(ConfigError, match=r"'static-v1:all-MiniLM-L6-v2'.*retrain"):
+        build_embedder("static-v1:all-MiniLM-L6-v2", cache=False)
+    from routers.registry import load_router
+
+    for name in ("mf_static", "sw_static"):  # the committed checkpoints name this version's table
+        assert load_router(name).embedder_name == st.STATIC_NAME
