@@ -93,28 +93,49 @@ class BertClassifierRouter(LabelProbabilities, Router):
         batch_size: int = 32,
         device: str | None = "cpu",
         seed: int = 0,
+        num_layers: int | None = None,
     ) -> "BertClassifierRouter":
         """A router with a freshly initialised 3-class head on the encoder ``base`` (default:
-        the offline MiniLM). ``seed`` fixes the head's initialisation. Raises CheckpointError if
-        ``base`` cannot be loaded (offline: names must be in the local cache)."""
+        the offline MiniLM). ``seed`` fixes the head's initialisation. ``num_layers`` keeps only
+        the encoder's first k layers (a smaller, faster model: scoring cost is nearly linear in
+        layers; it must be trained and evaluated as a model of its own). Raises CheckpointError if
+        ``base`` cannot be loaded (offline: names must be in the local cache), ConfigError if
+        ``num_layers`` is not in [1, the base's layer count]."""
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
         ref = base or default_base()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.manual_seed(seed)
+        def load_error(exc: Exception) -> CheckpointError:
+            return CheckpointError(
+                f"cannot load encoder {ref!r}: {exc}; pass a local model directory (the hub is offline)"
+            )
+
         try:
             tokenizer = AutoTokenizer.from_pretrained(ref)
+            config = AutoConfig.from_pretrained(ref)
+        except (OSError, ValueError) as exc:
+            raise load_error(exc) from exc
+        layer_kwargs = {}
+        if num_layers is not None:
+            total = int(getattr(config, "num_hidden_layers", 0))
+            if isinstance(num_layers, bool) or not isinstance(num_layers, int) or not 1 <= num_layers <= total:
+                raise ConfigError(
+                    f"num_layers must be an integer in [1, {total}] (the layers of {ref!r}), got {num_layers!r}"
+                )
+            # The first k layers keep their pretrained weights; the others are never built.
+            layer_kwargs["num_hidden_layers"] = num_layers
+        try:
             model = AutoModelForSequenceClassification.from_pretrained(
                 ref,
+                **layer_kwargs,
                 num_labels=len(LABELS),
                 id2label=dict(enumerate(LABELS)),
                 label2id={label: i for i, label in enumerate(LABELS)},
             )
         except (OSError, ValueError) as exc:
-            raise CheckpointError(
-                f"cannot load encoder {ref!r}: {exc}; pass a local model directory (the hub is offline)"
-            ) from exc
+            raise load_error(exc) from exc
         return cls(model, tokenizer, max_length=max_length, batch_size=batch_size, device=device, base=str(ref))
 
     # ----------------------------------------------------------------- scoring
@@ -193,6 +214,7 @@ class BertClassifierRouter(LabelProbabilities, Router):
             "name": self.name,
             "base": self.base,
             "max_length": self.max_length,
+            "layers": getattr(self.model.config, "num_hidden_layers", None),
             "parameters": int(sum(p.numel() for p in self.model.parameters())),
             "device": self.device,
         }

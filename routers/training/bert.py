@@ -38,6 +38,7 @@ def train_bert(
     device: str | None = "cpu",
     mix: Any = None,
     show_progress: bool | None = None,
+    num_layers: int | None = None,
 ):
     """Fine-tune ``base`` (default: offline MiniLM) on a labelled frame and write the best
     checkpoint (lowest validation log-loss) to ``out_dir``; returns a ``TrainResult``.
@@ -45,7 +46,8 @@ def train_bert(
     ``frame``: columns prompt, label (strong / tie / weak), optional weight. ``None`` builds it
     from the training ``mix`` (default mix) with ``routers.training.data.strong_weak_pairs``.
     ``val_fraction`` of the distinct prompts is held out for model selection; ``max_steps`` caps
-    optimizer steps (e.g. for a bounded CPU run). Prints one summary line.
+    optimizer steps (e.g. for a bounded CPU run). ``num_layers`` keeps only the base's first k
+    encoder layers (k=1 scores ~5x faster than MiniLM's 6 on a CPU). Prints one summary line.
     """
     from routers.bert_classifier import BertClassifierRouter
     from routers.training.common import Timer, TrainResult, set_seed
@@ -56,7 +58,8 @@ def train_bert(
     train, val = split_examples(frame, val_fraction, seed)
     with Timer() as timer:
         router = BertClassifierRouter.from_base(
-            base, max_length=max_length, batch_size=max(batch_size, 32), device=device, seed=seed
+            base, max_length=max_length, batch_size=max(batch_size, 32), device=device, seed=seed,
+            num_layers=num_layers,
         )
         metrics = fit(
             router, train, val, out_dir,
@@ -64,7 +67,7 @@ def train_bert(
             warmup_ratio=warmup_ratio, max_steps=max_steps, grad_accum=grad_accum,
             eval_every=eval_every, seed=seed, desc="train bert", show_progress=show_progress,
         )
-    metrics = {"base": router.base, **metrics}
+    metrics = {"base": router.base, "layers": router.describe()["layers"], **metrics}
     result = TrainResult(router="bert", checkpoint=Path(out_dir), metrics=metrics, seconds=timer.seconds)
     print(result.summary_line(), flush=True)
     return result

@@ -79,7 +79,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
         "batch_size": args.batch_size, "val_fraction": args.val_fraction, "dim": args.dim,
         "max_prompts": args.max_prompts, "group_by": args.group_by, "base_model": args.base_model,
         "max_steps": args.max_steps, "max_length": args.max_length, "grad_accum": args.grad_accum,
-        "lora": True if args.lora else None,
+        "lora": True if args.lora else None, "num_layers": args.num_layers,
     }
     epochs = options["epochs"]
     if epochs is not None and float(epochs).is_integer():
@@ -110,6 +110,7 @@ def add_cli(sub) -> None:
     p.add_argument("--max-steps", type=int, help="bert/causal_llm: stop after this many optimizer steps (bounded CPU runs)")
     p.add_argument("--max-length", type=int, help="bert/causal_llm: truncate prompts to this many tokens")
     p.add_argument("--grad-accum", type=int, help="bert/causal_llm: gradient accumulation steps")
+    p.add_argument("--num-layers", type=int, help="bert: keep only the base encoder's first k layers (faster, smaller)")
     p.add_argument("--lora", action="store_true", help="causal_llm: LoRA fine-tuning (peft) instead of full")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_train_cmd)

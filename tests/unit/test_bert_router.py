@@ -137,3 +137,30 @@ def test_trained_model_beats_the_label_prior(trained):
     """The summary carries the constant-predictor baseline, and training beats it on the signal."""
     m = trained.metrics
     assert "prior_val_loss" in m and m["val_loss"] < m["prior_val_loss"]
+
+
+def test_num_layers_keeps_the_first_layers_and_round_trips(tiny_base, tmp_path):
+    """``num_layers`` builds only the base's first k layers, with their pretrained weights, and a
+    checkpoint of the smaller model loads back as that model."""
+    from routers.bert_classifier import BertClassifierRouter
+
+    full = BertClassifierRouter.from_base(str(tiny_base), max_length=32, seed=0)
+    small = BertClassifierRouter.from_base(str(tiny_base), max_length=32, seed=0, num_layers=1)
+    assert full.describe()["layers"] == 2 and small.describe()["layers"] == 1
+    assert small.describe()["parameters"] < full.describe()["parameters"]
+    w_full = full.model.base_model.encoder.layer[0].attention.self.query.weight
+    w_small = small.model.base_model.encoder.layer[0].attention.self.query.weight
+    assert torch.equal(w_full, w_small)  # layer 0 is the base's, not a fresh one
+    prompts = ["what is 2+2", "write a poem about the sea", "explain quicksort"]
+    small.save(tmp_path / "l1")
+    loaded = load_router(tmp_path / "l1")
+    assert loaded.describe()["layers"] == 1
+    np.testing.assert_allclose(loaded.score(prompts), small.score(prompts), atol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [0, 3, -1, 1.5, True])
+def test_num_layers_out_of_range_is_a_config_error(tiny_base, bad):
+    from routers.bert_classifier import BertClassifierRouter
+
+    with pytest.raises(ConfigError, match=r"num_layers must be an integer in \[1, 2\].*got " + repr(bad).replace(".", r"\.")):
+        BertClassifierRouter.from_base(str(tiny_base), num_layers=bad)

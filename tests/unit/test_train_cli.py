@@ -81,7 +81,7 @@ def test_bad_embedder_spec(prefs_file, tmp_path):
 
 
 @pytest.mark.parametrize("router,builder,extra", [
-    ("bert", "tiny_bert", []),
+    ("bert", "tiny_bert", ["--num-layers", "1"]),
     ("causal_llm", "tiny_llama", ["--lora"]),
 ])
 def test_classifiers_train_from_cli_with_bounded_steps(prefs_file, tmp_path, capsys, router, builder, extra):
@@ -96,3 +96,5 @@ def test_classifiers_train_from_cli_with_bounded_steps(prefs_file, tmp_path, cap
     assert line.startswith(f"[train {router}]") and "steps=2" in line and "val_loss=" in line
     rows = route(str(out), ["Prove the integral theorem"], 0.5)
     assert 0.0 <= rows[0]["p_strong"] <= 1.0
+    if router == "bert":
+        assert "layers=1" in line  # --num-layers reached the trainer and the checkpoint
