@@ -16,12 +16,12 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from routers.errors import ConfigError
@@ -55,6 +55,7 @@ from deployments.protocol import (
 )
 
 log = logging.getLogger("ray.serve")
+_Schema = TypeVar("_Schema", bound=BaseModel)
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
@@ -155,6 +156,16 @@ class Ingress:
                 "missing or invalid API key; send 'Authorization: Bearer <key>' with a key from "
                 f"${self._api_keys_env}" if not token else "invalid API key"
             )
+
+    async def parse_request(self, request: Request, schema: type[_Schema]) -> _Schema:
+        """The prologue of every POST endpoint: authorise, read a bounded JSON object, validate it
+        against ``schema``. Each step raises the ServingError that maps to its HTTP status."""
+        self.check_auth(request.headers.get("authorization"))
+        data = await self.read_json(request)
+        try:
+            return schema.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
 
     async def read_json(self, request: Request) -> dict[str, Any]:
         ctype = request.headers.get("content-type", "")
@@ -290,12 +301,7 @@ class Ingress:
     # --- endpoints -------------------------------------------------------------------------------
 
     async def chat_completions(self, request: Request) -> Any:
-        self.check_auth(request.headers.get("authorization"))
-        data = await self.read_json(request)
-        try:
-            req = ChatCompletionRequest.model_validate(data)
-        except ValidationError as exc:
-            raise from_validation_error(exc) from None
+        req = await self.parse_request(request, ChatCompletionRequest)
         sel = self.select(req.model)
         messages = req.messages_as_dicts()
         decision = await self.decide(sel, messages)
@@ -381,12 +387,7 @@ class Ingress:
                              headers={**self.headers(decision, used, fallback), "cache-control": "no-cache"})
 
     async def route_only(self, request: Request) -> dict[str, Any]:
-        self.check_auth(request.headers.get("authorization"))
-        data = await self.read_json(request)
-        try:
-            req = RouteRequest.model_validate(data)
-        except ValidationError as exc:
-            raise from_validation_error(exc) from None
+        req = await self.parse_request(request, RouteRequest)
         sel = self.select(req.model)
         messages = [m.model_dump(exclude_none=True) for m in req.messages] if req.messages is not None else req.prompt
         decision = await self.decide(sel, messages)
