@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import secrets
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,11 +40,6 @@ def app_url(tmp_path_factory):
     finally:
         srv.stop()
 
-
-@pytest.fixture(scope="module")
-def http(app_url):
-    with httpx.Client(base_url=app_url, timeout=60, headers={"authorization": f"Bearer {INGRESS_KEY}"}) as c:
-        yield c
 
 
 def j(obj) -> dict:

@@ -72,15 +72,6 @@ def app_url(tmp_path_factory, strong_server):
         yield url
 
 
-@pytest.fixture(scope="module")
-def client(app_url):
-    return openai.OpenAI(base_url=app_url + "/v1", api_key=INGRESS_KEY, timeout=60, max_retries=0)
-
-
-@pytest.fixture(scope="module")
-def http(app_url):
-    with httpx.Client(base_url=app_url, timeout=60, headers={"authorization": f"Bearer {INGRESS_KEY}"}) as c:
-        yield c
 
 
 def assert_openai_error(body: dict, status: int) -> dict:
