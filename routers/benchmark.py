@@ -113,7 +113,8 @@ def bench_routers(
     ``reference_embeddings`` (.npy, the same prompts embedded elsewhere, e.g. by the exact CPU path,
     written there with ``save_embeddings``) adds a decision-agreement row against it.
     """
-    from routers.registry import default_checkpoint_dir, load_router, read_config
+    from routers.errors import CheckpointError, UnknownRouterError
+    from routers.registry import load_router, read_config, resolve
     from routers.router_embedding import embedder_from_spec
 
     if threads:
@@ -134,12 +135,14 @@ def bench_routers(
                     "rows": [], "skipped": [], "agreement": {}, "sw_reference": None}
     emb_cache: dict[str, np.ndarray] = {}
     for name in routers:
-        ckpt = default_checkpoint_dir() / name
-        if name not in ("random", "length") and not ckpt.is_dir():
-            result["skipped"].append(f"{name}: no checkpoint at {ckpt}")
+        try:  # a registry name, a named checkpoint (mf_static) or a checkpoint path, as everywhere
+            _, ckpt = resolve(name)
+        except (CheckpointError, UnknownRouterError) as exc:
+            result["skipped"].append(f"{name}: {exc}")
             continue
-        cfg = read_config(ckpt) if ckpt.is_dir() else {}
-        if cfg.get("router", name) in EMBEDDING_ROUTERS:
+        cfg = read_config(ckpt) if ckpt is not None else {}
+        kind = cfg.get("router", name)
+        if kind in EMBEDDING_ROUTERS:
             # MiniLM-trained checkpoints are timed on every MiniLM path given; a checkpoint trained on
             # another embedding space (static, openai, hash) only on its own embedder
             own = cfg.get("embedder") or embedders[0]
@@ -175,8 +178,8 @@ def bench_routers(
             if name == "sw_ranking" and sw_reference_queries:
                 result["sw_reference"] = _sw_reference(router, emb_cache[specs[0]], sw_reference_queries)
         else:
-            router = load_router(name, device=device) if name == "bert" else load_router(name)
-            small = name in ("bert", "causal_llm")
+            router = load_router(name, device=device) if kind == "bert" else load_router(name)
+            small = kind in ("bert", "causal_llm")
             for row in bench_router(router, prompts[:128] if small else prompts, batch_sizes, None,
                                     price_per_hour, gpu_warmup=device != "cpu"):
                 row["embedder"] = None

@@ -69,3 +69,23 @@ def test_bench_times_a_checkpoint_on_its_own_embedder(tmp_path, monkeypatch, sha
                         sw_reference_queries=0)
     assert {r["embedder"] for r in res["rows"]} == {"hash-64"}
     assert {(r["batch"], r["included"]) for r in res["rows"]} == {(4, True), (4, False)}
+
+
+def test_bench_takes_checkpoint_paths_and_skips_what_cannot_load(tmp_path, shared_data):
+    # like `rayroute route` and `eval`, a checkpoint directory anywhere is accepted by path;
+    # a missing path or an unknown name is skipped with the reason, not a crash mid-run
+    from routers.benchmark import bench_routers
+    from routers.training.mf import train_mf
+    from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_preferences
+
+    ckpt = tmp_path / "elsewhere" / "my_mf"
+    train_mf(synthetic_preferences(60, seed=0), out_dir=ckpt, embedder=HashEmbedder(64),
+             epochs=1, batch_size=32, dim=8, groups={"strong": STRONG_MODELS, "weak": WEAK_MODELS},
+             show_progress=False)
+    missing = tmp_path / "nope"
+    res = bench_routers(routers=[str(ckpt), str(missing), "no_such_router"], batch_sizes=[4], n_prompts=8,
+                        embedders=["hash-384"], sw_reference_queries=0)
+    assert {(r["batch"], r["included"], r["embedder"]) for r in res["rows"]} == {(4, True, "hash-64"),
+                                                                                  (4, False, "hash-64")}
+    assert len(res["skipped"]) == 2
+    assert str(missing) in res["skipped"][0] and "no_such_router" in res["skipped"][1]
