@@ -156,7 +156,7 @@ def bench_routers(
                     emb_cache[spec] = embedder.embed(prompts)
                 for row in bench_router(router, prompts, batch_sizes, emb_cache[spec], price_per_hour,
                                        gpu_warmup=device != "cpu"):
-                    row["embedder"] = embedder.name
+                    row.update(router=name, kind=kind, embedder=embedder.name)  # mf_static != mf
                     result["rows"].append(row)
                     _print_row(row)
                 if i_spec > 0:
@@ -182,7 +182,7 @@ def bench_routers(
             small = kind in ("bert", "causal_llm")
             for row in bench_router(router, prompts[:128] if small else prompts, batch_sizes, None,
                                     price_per_hour, gpu_warmup=device != "cpu"):
-                row["embedder"] = None
+                row.update(router=name, kind=kind, embedder=None)
                 result["rows"].append(row)
                 _print_row(row)
     for s in result["skipped"]:

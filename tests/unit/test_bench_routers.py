@@ -87,5 +87,6 @@ def test_bench_takes_checkpoint_paths_and_skips_what_cannot_load(tmp_path, share
                         embedders=["hash-384"], sw_reference_queries=0)
     assert {(r["batch"], r["included"], r["embedder"]) for r in res["rows"]} == {(4, True, "hash-64"),
                                                                                   (4, False, "hash-64")}
+    assert {r["router"] for r in res["rows"]} == {str(ckpt)} and {r["kind"] for r in res["rows"]} == {"mf"}
     assert len(res["skipped"]) == 2
     assert str(missing) in res["skipped"][0] and "no_such_router" in res["skipped"][1]
