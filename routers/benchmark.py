@@ -231,7 +231,10 @@ PAPER_TABLE7 = [  # router, $ per million requests, requests / s, machine (paper
 
 def markdown(result: dict) -> str:
     """The results as Markdown tables: every cell, then the paper's Table 7 beside our best rows."""
-    lines = [f"Measured on {result.get('device') or str(result['cpus']) + ' CPUs'} ({result['cpus']} CPUs), "
+    where = result.get("device") or "CPU"
+    where = f"{result['cpus']} CPUs" if where == f"{result['cpus']} CPUs" else f"{where} ({result['cpus']} CPUs)"
+    machine = "this machine" if where == f"{result['cpus']} CPUs" else result.get("device") or "this machine"
+    lines = [f"Measured on {where}, "
              f"{result['prompts']} real prompts, machine price "
              f"${result['price_per_hour']}/h.", "",
              "| router | embedder | batch | embedding | prompts/s | p50 ms | p99 ms | $ / M decisions |",
@@ -261,7 +264,7 @@ def markdown(result: dict) -> str:
               "| --- | ---: | ---: | --- |"]
     for name, r in best.items():
         lines.append(f"| {name} (batch {r['batch']}, {r.get('embedder') or '-'}) | {r['usd_per_million']:.2f} | "
-                     f"{r['prompts_per_s']:.1f} | {result.get('device') or 'this machine'}, {result['cpus']} vCPU "
+                     f"{r['prompts_per_s']:.1f} | {machine}, {result['cpus']} vCPU "
                      f"(${result['price_per_hour']}/h) |")
     return "\n".join(lines) + "\n"
 
