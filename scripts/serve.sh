@@ -13,5 +13,8 @@ export VLLM_CPU_KVCACHE_SPACE=${VLLM_CPU_KVCACHE_SPACE:-1}
 # Ray 2.60 token auth, explicitly on (token in ~/.ray/auth_token, created on first start). The CLI
 # needs the mode too: `RAY_AUTH_MODE=token serve status`. RAY_AUTH_MODE=disabled opts out.
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
+# Serve restarts an HTTP proxy that is not ready within 5 s (its default); on a small busy node
+# start-up then fails with ActorDiedError. Give the proxy a minute.
+export RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S=${RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S:-60}
 python -m deployments.weak_model_builder --out models/tiny-llama   # no-op when already built
 exec serve run serve_config.yaml "$@"

@@ -62,7 +62,10 @@ def booted_app(args: dict[str, Any], env: dict[str, str], start_timeout_s: float
     """Start Ray + Serve, deploy ``build_app(args)``, yield the base URL; always shut everything down."""
     import pytest
 
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "VLLM_CPU_KVCACHE_SPACE": "1", **env}
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "VLLM_CPU_KVCACHE_SPACE": "1",
+           # Serve restarts an HTTP proxy that is not ready within 5 s, and serve.start() then fails
+           # with ActorDiedError; on 2 busy cores a proxy can take longer than that to start.
+           "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", **env}
     backup = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     import ray
