@@ -315,6 +315,8 @@ def _serve_cmd(ns) -> int:
     exe = shutil.which("serve")
     if exe is None:
         raise SystemExit("the `serve` command (ray[serve]) is not on PATH; run `bash scripts/setup.sh`")
+    # Serve restarts an HTTP proxy not ready within 5 s; on a small busy node start-up then fails.
+    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     os.execv(exe, [exe, "run", ns.config])
     return 0  # not reached
 
