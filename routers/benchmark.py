@@ -231,9 +231,10 @@ PAPER_TABLE7 = [  # router, $ per million requests, requests / s, machine (paper
 
 def markdown(result: dict) -> str:
     """The results as Markdown tables: every cell, then the paper's Table 7 beside our best rows."""
-    where = result.get("device") or "CPU"
-    where = f"{result['cpus']} CPUs" if where == f"{result['cpus']} CPUs" else f"{where} ({result['cpus']} CPUs)"
-    machine = "this machine" if where == f"{result['cpus']} CPUs" else result.get("device") or "this machine"
+    cpus, device = f"{result['cpus']} CPUs", result.get("device")
+    on_cpu = device in (None, cpus)  # a CPU run's device is its CPU count (_device_name)
+    where = cpus if on_cpu else f"{device} ({cpus})"
+    machine = "this machine" if on_cpu else device
     lines = [f"Measured on {where}, "
              f"{result['prompts']} real prompts, machine price "
              f"${result['price_per_hour']}/h.", "",

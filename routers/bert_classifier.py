@@ -107,6 +107,7 @@ class BertClassifierRouter(LabelProbabilities, Router):
         ref = base or default_base()
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         torch.manual_seed(seed)
+
         def load_error(exc: Exception) -> CheckpointError:
             return CheckpointError(
                 f"cannot load encoder {ref!r}: {exc}; pass a local model directory (the hub is offline)"
