@@ -122,6 +122,10 @@ class RouterArgs(_Strict):
     torch_threads: int | None = Field(None, ge=1, le=256, description=(
         "torch intra-op threads in the router replica (default: Ray's OMP_NUM_THREADS, which is 1 "
         "for a fractional num_cpus); more threads embed a batch faster when the node has idle cores"))
+    score_cache_entries: int = Field(0, ge=0, le=10_000_000, description=(
+        "keep the scores of up to this many recent distinct prompts per replica (~180 bytes each; "
+        "prompts are stored as digests) and reuse them: same decisions, no re-scoring of a repeated "
+        "prompt. 0 (default) turns it off; ignored for the per-call random router"))
     reload_token: str | None = Field(None, description="change to force a checkpoint reload (reconfigure)")
     deployment: DeploymentOptions | None = Field(None, description="overrides deployments.router")
 
@@ -149,6 +153,7 @@ class RouterArgs(_Strict):
             "max_batch_size": self.max_batch_size,
             "batch_wait_timeout_s": self.batch_wait_timeout_s,
             "torch_threads": self.torch_threads,
+            "score_cache_entries": self.score_cache_entries,
             "reload_token": self.reload_token,
         }
 

@@ -240,7 +240,7 @@ class Ingress:
                     "fallback": f"router_error:{reason}"}
         latency = time.perf_counter() - t0
         route = "strong" if out["strong"] else "weak"
-        self.metrics.record_route(sel.router, route, latency)
+        self.metrics.record_route(sel.router, route, latency, cached=bool(out.get("cached")))
         return {"router": sel.router, "route": route,
                 "routed_model": self.strong_model_name if route == "strong" else self.weak_model_name,
                 "p_strong": out["p_strong"], "threshold": out["threshold"],

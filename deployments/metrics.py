@@ -5,6 +5,7 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_requests_total{router, routed_model, route}``
 - ``rayroute_strong_fraction{router}``             gauge: strong calls / routed calls (this replica)
 - ``rayroute_router_latency_seconds{router}``      histogram
+- ``rayroute_router_cache_hits_total{router}``     decisions answered from the router's score cache
 - ``rayroute_fallbacks_total{reason, from_model, to_model}``
 - ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
 - ``rayroute_errors_total{status, code}``
@@ -34,6 +35,7 @@ class ServingMetrics:
         self.cost_usd: dict[str, float] = {}
         self.routed: _Counter[str] = _Counter()
         self.strong: _Counter[str] = _Counter()
+        self.cache_hits: _Counter[str] = _Counter()
         self.latency_sum_s: dict[str, float] = {}
         self._ray: dict[str, Any] | None = None
         if export:
@@ -53,6 +55,9 @@ class ServingMetrics:
                                        tag_keys=("router",)),
             "latency": m.Histogram("rayroute_router_latency_seconds", description="Routing decision latency",
                                    boundaries=LATENCY_BOUNDARIES_S, tag_keys=("router",)),
+            "cache_hits": m.Counter("rayroute_router_cache_hits_total",
+                                    description="Routing decisions answered from the router's score cache",
+                                    tag_keys=("router",)),
             "fallbacks": m.Counter("rayroute_fallbacks_total", description="Requests served by a fallback model",
                                    tag_keys=("reason", "from_model", "to_model")),
             "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
@@ -68,15 +73,19 @@ class ServingMetrics:
         except Exception as exc:  # pragma: no cover - never fail a request on metrics
             log.debug("metric %s failed: %s", name, exc)
 
-    def record_route(self, router: str, route: str, latency_s: float) -> None:
+    def record_route(self, router: str, route: str, latency_s: float, cached: bool = False) -> None:
         with self._lock:
             self.routed[router] += 1
             if route == "strong":
                 self.strong[router] += 1
+            if cached:
+                self.cache_hits[router] += 1
             self.latency_sum_s[router] = self.latency_sum_s.get(router, 0.0) + latency_s
             frac = self.strong[router] / self.routed[router]
         self._emit("latency", "observe", latency_s, {"router": router})
         self._emit("strong_fraction", "set", frac, {"router": router})
+        if cached:
+            self._emit("cache_hits", "inc", 1, {"router": router})
 
     def record_request(self, router: str, routed_model: str, route: str) -> None:
         with self._lock:
@@ -107,6 +116,7 @@ class ServingMetrics:
                              for (r, m, k), c in sorted(self.requests.items())],
                 "strong_fraction": {r: self.strong[r] / n for r, n in self.routed.items() if n},
                 "router_latency_mean_s": {r: self.latency_sum_s[r] / n for r, n in self.routed.items() if n},
+                "router_cache_hits": dict(self.cache_hits),
                 "fallbacks": [{"reason": r, "from_model": f, "to_model": t, "count": c}
                               for (r, f, t), c in sorted(self.fallbacks.items())],
                 "fallbacks_total": sum(self.fallbacks.values()),

@@ -23,6 +23,7 @@ from routers.embeddings import routing_text
 from routers.registry import load_router
 
 from deployments.errors import CalibrationUnavailableError, ThresholdError
+from deployments.score_cache import ScoreCache
 
 log = logging.getLogger("ray.serve")
 
@@ -49,6 +50,7 @@ class RouterReplica:
         self._loader = loader
         self._config: dict[str, Any] = {}
         self._router: Router | None = None
+        self._cache: ScoreCache | None = None
         self._calibration: np.ndarray | None = None
         self._calibration_note = "no calibration configured"
         self._apply(config)
@@ -83,6 +85,9 @@ class RouterReplica:
             router.score([f"warm-up {time.time_ns()}"])
             log.info("router %r warmed up in %.2fs", self.alias, time.perf_counter() - t1)
             self._router = router
+        entries = int(config.get("score_cache_entries") or 0)
+        if needs_reload or entries != int(self._config.get("score_cache_entries") or 0):
+            self._cache = self._make_cache(entries)  # a new router never sees the old one's scores
         if needs_reload or config.get("calibration") != self._config.get("calibration"):
             self._calibrate(config.get("calibration"))
         batch = config.get("max_batch_size")
@@ -93,6 +98,16 @@ class RouterReplica:
             self.score_batch.set_batch_wait_timeout_s(float(wait))
         config["default_threshold"] = default_threshold
         self._config = config
+
+    def _make_cache(self, entries: int) -> ScoreCache | None:
+        if entries <= 0:
+            return None
+        if not self._router.deterministic:
+            log.warning("router %r: score_cache_entries=%d ignored: this router's scores are random per "
+                        "call (for random, set kwargs.per_prompt: true to hash prompts instead)", self.alias, entries)
+            return None
+        log.info("router %r: caching up to %d prompt scores", self.alias, entries)
+        return ScoreCache(entries)
 
     def _calibrate(self, cal: dict[str, Any] | None) -> None:
         self._calibration = None
@@ -118,10 +133,13 @@ class RouterReplica:
     # --- serving ---------------------------------------------------------------------------------
 
     @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def score_batch(self, texts: list[str]) -> list[float]:
-        router = self._router
+    async def score_batch(self, texts: list[str]) -> list[tuple[float, bool]]:
+        """(P(strong), came from the score cache) per text."""
+        router, cache = self._router, self._cache  # one consistent pair, even across a reload
+        if cache is not None:
+            return await asyncio.to_thread(cache.score, texts, router.score)
         scores = await asyncio.to_thread(router.score, texts)
-        return [float(s) for s in np.asarray(scores, dtype=np.float64)]
+        return [(float(s), False) for s in np.asarray(scores, dtype=np.float64)]
 
     def resolve_threshold(self, threshold: float | None, strong_fraction: float | None) -> float:
         if strong_fraction is not None:
@@ -149,10 +167,10 @@ class RouterReplica:
         """Score one conversation and apply the threshold rule. Returns p_strong, threshold, strong."""
         alpha = self.resolve_threshold(threshold, strong_fraction)
         text = routing_text(messages_or_text)
-        p = await self.score_batch(text)
+        p, cached = await self.score_batch(text)
         strong = bool(strong_mask([p], alpha)[0])
         return {"router": self.alias, "p_strong": p, "threshold": alpha, "strong": strong,
-                "strong_fraction": strong_fraction}
+                "strong_fraction": strong_fraction, "cached": cached}
 
     def describe(self) -> dict[str, Any]:
         info = dict(self._router.describe()) if self._router is not None else {}
@@ -162,6 +180,7 @@ class RouterReplica:
             "default_threshold": self._config.get("default_threshold"),
             "calibration": self._calibration_note,
             "calibrated": self._calibration is not None,
+            "score_cache": self._cache.stats() if self._cache is not None else None,
         }
 
     def check_health(self) -> None:

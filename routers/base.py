@@ -48,6 +48,10 @@ class Router(abc.ABC):
     #: Registry name, e.g. "mf". Set by each subclass.
     name: ClassVar[str] = ""
 
+    #: True when a prompt's score depends only on the prompt and the loaded router, so a caller may
+    #: reuse a score it computed before (the serving score cache does). ``random`` overrides it.
+    deterministic: bool = True
+
     @abc.abstractmethod
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         """Return P(strong wins | prompt) for each prompt, shape (len(prompts),)."""

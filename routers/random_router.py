@@ -28,6 +28,10 @@ class RandomRouter(Router):
         self.per_prompt = per_prompt
         self._rng = np.random.default_rng(seed)
 
+    @property
+    def deterministic(self) -> bool:  # fresh randomness per call must not be cached
+        return self.per_prompt
+
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         prompts = check_prompts(prompts)
         if not self.per_prompt:

@@ -44,10 +44,12 @@ def app_url(tmp_path_factory, strong_server):
     prompts.write_text("\n".join(f"calibration prompt number {i}" for i in range(200)) + "\n")
 
     args = {
-        "routers": [{"alias": "random", "kwargs": {"seed": 0},
+        "routers": [{"alias": "random", "kwargs": {"seed": 0}, "score_cache_entries": 64,  # ignored: per call
                      "calibration": {"prompts_file": str(prompts), "max_prompts": 200, "required": True}},
-                    # the same router scored inside the ingress process (no router deployment)
-                    {"alias": "random_local", "source": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
+                    # a random router scored inside the ingress process (no router deployment), hashing
+                    # prompts, so its scores may be cached
+                    {"alias": "random_local", "source": "random", "placement": "ingress",
+                     "kwargs": {"seed": 0, "per_prompt": True}, "score_cache_entries": 64}],
         "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME, "max_model_len": 512,
                        "max_tokens_default": 16, "max_num_seqs": 4},
         "strong_model": {"base_url": strong_server.base_url, "model": STRONG_NAME, "api_key_env": "RR_TEST_STRONG_KEY",
@@ -96,6 +98,21 @@ def test_router_placed_in_the_ingress(http, client, app_url):
 
     deployments = serve.status().applications["rayroute"].deployments
     assert "Router_random" in deployments and "Router_random_local" not in deployments
+
+
+def test_score_cache_reuses_a_deterministic_routers_scores_only(http):
+    prompt = f"a prompt seen twice {secrets.token_hex(4)}"
+    before = http.get("/v1/stats").json()["router_cache_hits"]
+    first = http.post("/v1/route", json={"model": "router-random_local", "prompt": prompt}).json()
+    again = http.post("/v1/route", json={"model": "router-random_local", "prompt": prompt}).json()
+    other = http.post("/v1/route", json={"model": "router-random_local", "prompt": prompt + "!"}).json()
+    per_call = [http.post("/v1/route", json={"model": "router-random", "prompt": prompt}).json()["p_strong"]
+                for _ in range(2)]
+    after = http.get("/v1/stats").json()["router_cache_hits"]
+    assert again["p_strong"] == first["p_strong"] != other["p_strong"]
+    assert after.get("random_local", 0) - before.get("random_local", 0) == 1  # only the repeat
+    # the per-call random router ignores score_cache_entries: fresh draws, never a hit
+    assert per_call[0] != per_call[1] and after.get("random", 0) == before.get("random", 0) == 0
 
 
 def test_weak_route_at_threshold_one(client):
