@@ -164,7 +164,8 @@ class RouterReplica:
         threshold: float | None = None,
         strong_fraction: float | None = None,
     ) -> dict[str, Any]:
-        """Score one conversation and apply the threshold rule. Returns p_strong, threshold, strong."""
+        """Score one conversation and apply the threshold rule. Returns p_strong, threshold, strong and
+        cached (the score came from the score cache)."""
         alpha = self.resolve_threshold(threshold, strong_fraction)
         text = routing_text(messages_or_text)
         p, cached = await self.score_batch(text)
