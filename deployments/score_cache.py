@@ -51,6 +51,9 @@ class ScoreCache:
                     out[i] = (s, True)
                 else:
                     todo.setdefault(k, (t, []))[1].append(i)
+            misses = sum(len(idx) for _, idx in todo.values())
+            self.hits += len(texts) - misses
+            self.misses += misses
         if todo:
             fresh = [float(s) for s in score_fn([t for t, _ in todo.values()])]
             with self._lock:
@@ -61,10 +64,6 @@ class ScoreCache:
                     self._scores.move_to_end(k)
                 while len(self._scores) > self.max_entries:
                     self._scores.popitem(last=False)
-        hits = sum(1 for o in out if o[1])
-        with self._lock:
-            self.hits += hits
-            self.misses += len(out) - hits
         return out  # type: ignore[return-value]
 
     def stats(self) -> dict[str, int]:
