@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "routers.evaluation.cli",
     "calibrate": "routers.calibration",
     "bench-routers": "routers.benchmark",
+    "bench-ceiling": "routers.ceiling",
 }
 
 
