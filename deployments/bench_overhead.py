@@ -8,6 +8,11 @@ a subprocess because locust patches the standard library) in two modes:
 1. ``route-vs-noop``: ``/v1/route`` vs. the no-op app, interleaved request by request;
 2. ``chat-vs-direct``: chat through the router vs. chat sent straight to the weak model.
 
+By default the router's score cache is off (``score_cache_entries: 0``) and every request sends a
+prompt not sent before in the run, so the figures are the router's scoring cost. To measure the
+cache, ``--score-cache-entries N --repeat-share R`` turns it on and makes a share R of requests
+resend an earlier prompt; the result then carries the cache hit rate read from ``/v1/stats``.
+
 Throughput settings (the issue's levers) are flags: ``RAY_SERVE_THROUGHPUT_OPTIMIZED``, access
 logs off, ``max_ongoing_requests``. Everything stops by itself; traffic stays on 127.0.0.1.
 """
@@ -51,7 +56,7 @@ def _wait_ready(url: str, body: dict, timeout_s: float) -> float:
     raise TimeoutError(f"{url} did not answer 200 within {timeout_s:.0f}s")
 
 
-def load_app_args(config: str | Path, router: str | None) -> dict[str, Any]:
+def load_app_args(config: str | Path, router: str | None, score_cache_entries: int = 0) -> dict[str, Any]:
     cfg = yaml.safe_load(Path(config).read_text())
     args = dict(cfg["applications"][0]["args"])
     if router:  # keep only the router under test (and make it the default)
@@ -59,10 +64,20 @@ def load_app_args(config: str | Path, router: str | None) -> dict[str, Any]:
         if not keep:
             raise SystemExit(f"router {router!r} is not in {config}; it has {[r['alias'] for r in args['routers']]}")
         args["routers"], args["default_router"] = keep, router
-    # measure scoring, not the score cache: the load test cycles through its prompts, so a cache
-    # would answer repeats at high request rates and flatter the router
-    args["routers"] = [{**r, "score_cache_entries": 0} for r in args["routers"]]
+    # measure scoring, not the score cache, unless asked: the load test cycles through its prompts,
+    # so a cache would answer repeats at high request rates and flatter the router
+    args["routers"] = [{**r, "score_cache_entries": score_cache_entries} for r in args["routers"]]
     return args
+
+
+def _cache_stats(url: str, router: str) -> dict[str, Any]:
+    """Cache hits over routing decisions, from the ingress's own counters (one ingress replica's)."""
+    import httpx
+
+    stats = httpx.get(url + "/v1/stats", timeout=30).json()
+    decisions = sum(r["count"] for r in stats["requests"] if r["router"] == router)
+    hits = stats["router_cache_hits"].get(router, 0)
+    return {"decisions": decisions, "hits": hits, "hit_rate": round(hits / decisions, 4) if decisions else None}
 
 
 def bench_overhead(
@@ -78,8 +93,14 @@ def bench_overhead(
     max_ongoing_requests: int | None = 256,
     out_dir: str | Path = REPO / "runs" / "overhead",
     start_timeout_s: float = 600,
+    score_cache_entries: int = 0,
+    repeat_share: float = 0.0,
 ) -> dict[str, Any]:
-    args = load_app_args(config, router)
+    if not 0.0 <= repeat_share < 1.0:  # checked before a cluster starts, not after the boot
+        from deployments.loadtest import LoadTestError
+
+        raise LoadTestError(f"repeat_share must be in [0, 1), got {repeat_share!r}")
+    args = load_app_args(config, router, score_cache_entries)
     deps = args.setdefault("deployments", {})
     if max_ongoing_requests:
         for name in ("ingress", "router"):
@@ -102,7 +123,8 @@ def bench_overhead(
     out.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {"router": router, "concurrency": concurrency, "duration_s": duration_s,
                                "throughput_optimized": throughput_optimized, "access_log": False,
-                               "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count()}
+                               "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count(),
+                               "score_cache_entries": score_cache_entries, "repeat_share": repeat_share}
     try:
         ray.init(include_dashboard=False, log_to_driver=False, namespace="rayroute-bench")
         serve.start(http_options={"host": "127.0.0.1", "port": port},
@@ -123,13 +145,16 @@ def bench_overhead(
             cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", url, "--mode", mode,
                    "--model", model, "--concurrency", str(chat_concurrency if chat else concurrency),
                    "--duration-s", str(duration_s), "--warmup", str(warmup), "--out", str(out),
-                   "--max-tokens", str(chat_max_tokens), "--direct-model", app_args.weak_model.served_model_name]
+                   "--max-tokens", str(chat_max_tokens), "--direct-model", app_args.weak_model.served_model_name,
+                   "--repeat-share", str(repeat_share)]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 300)
             print(proc.stdout, end="", flush=True)
             if proc.returncode != 0:
                 print(proc.stderr[-3000:], file=sys.stderr)
                 raise RuntimeError(f"load test {mode} failed with exit code {proc.returncode}")
             results[mode] = json.loads((out / f"loadtest-{mode}.json").read_text())
+        if score_cache_entries:
+            results["router_cache"] = _cache_stats(url, app_args.default_router)
     finally:
         try:
             serve.shutdown()
@@ -153,7 +178,7 @@ def _cmd(ns: argparse.Namespace) -> int:
                    warmup=ns.warmup, modes=tuple(ns.modes.split(",")), chat_concurrency=ns.chat_concurrency,
                    chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
                    max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
-                   out_dir=ns.out)
+                   out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share)
     return 0
 
 
@@ -171,4 +196,8 @@ def add_cli(sub) -> None:
     p.add_argument("--default-settings", action="store_true",
                    help="Serve's defaults instead of the throughput settings")
     p.add_argument("--out", default=str(REPO / "runs" / "overhead"))
+    p.add_argument("--score-cache-entries", type=int, default=0,
+                   help="the router's score cache size during the run (default 0: measure scoring)")
+    p.add_argument("--repeat-share", type=float, default=0.0,
+                   help="share of requests that resend an earlier prompt, in [0, 1)")
     p.set_defaults(func=_cmd)

@@ -17,6 +17,10 @@ next), so each target's throughput is measured alone yet the slices interleave o
 ``--slice-s 0`` interleaves request by request instead (closed-loop users then couple the targets'
 throughput, so only latencies compare).
 
+Prompts are sent in order, each once per pass over the list; ``--repeat-share R`` makes a share R
+of requests resend a prompt sent earlier in the run (picked uniformly, seeded), which is how a
+router's score cache (``score_cache_entries``) is measured under traffic with repeats.
+
 Outputs: a JSON summary (per target: requests, errors, throughput, p50/p95/p99/mean latency,
 routed-model split; plus the comparison) and a PNG (latency distributions, throughput over time).
 """
@@ -44,6 +48,31 @@ MODES = ("route", "route-vs-noop", "chat", "chat-vs-direct")
 
 class LoadTestError(ValueError):
     """Bad load-test arguments (non-loopback target, no bound, unknown mode)."""
+
+
+class PromptStream:
+    """The prompts a run sends, in order. With ``repeat_share`` > 0, each request resends a prompt
+    sent earlier in the run with that probability (uniform over those sent, seeded), else the next
+    fresh one; the first request is always fresh."""
+
+    def __init__(self, prompts: Sequence[str], repeat_share: float = 0.0, seed: int = 0) -> None:
+        if not prompts:
+            raise LoadTestError("no prompts to send")
+        if not 0.0 <= repeat_share < 1.0:
+            raise LoadTestError(f"repeat_share must be in [0, 1), got {repeat_share!r}")
+        self.prompts = list(prompts)
+        self.repeat_share = float(repeat_share)
+        self._rng = np.random.default_rng(seed)
+        self._fresh = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> str:
+        with self._lock:
+            if self._fresh and self.repeat_share and self._rng.random() < self.repeat_share:
+                return self.prompts[int(self._rng.integers(min(self._fresh, len(self.prompts))))]
+            prompt = self.prompts[self._fresh % len(self.prompts)]
+            self._fresh += 1
+            return prompt
 
 
 def check_loopback(url: str) -> str:
@@ -116,6 +145,7 @@ class LoadResult:
     slice_s: float | None = None
     n_targets: int = 1
     target_names: list[str] = field(default_factory=list)
+    repeat_share: float = 0.0
 
     def target_time_s(self, index: int) -> float:
         """Seconds of the run during which target ``index`` was the one being sent."""
@@ -164,7 +194,8 @@ class LoadResult:
     def summary(self) -> dict:
         targets = self.per_target()
         out = {"url": self.url, "mode": self.mode, "concurrency": self.concurrency,
-               "duration_s": round(self.duration_s, 3), "slice_s": self.slice_s, "targets": targets}
+               "duration_s": round(self.duration_s, 3), "slice_s": self.slice_s,
+               "repeat_share": self.repeat_share, "targets": targets}
         names = list(targets)
         if len(names) == 2:
             a, b = targets[names[0]], targets[names[1]]
@@ -189,6 +220,7 @@ def run_load(
     timeout_s: float = 60.0,
     warmup_requests: int = 0,
     slice_s: float | None = 5.0,
+    repeat_share: float = 0.0,
 ) -> LoadResult:
     """Run one bounded load test; returns every sample. Blocks until done."""
     check_loopback(url)
@@ -196,8 +228,7 @@ def run_load(
         raise LoadTestError(f"concurrency must be >= 1, got {concurrency}")
     if not duration_s and not max_requests:
         raise LoadTestError("give a bound: duration_s and/or max_requests")
-    if not prompts:
-        raise LoadTestError("no prompts to send")
+    stream = PromptStream(prompts, repeat_share)
     # locust monkey-patches the standard library with gevent on import: import it only here.
     import gevent
     from locust import FastHttpUser, constant, constant_throughput, task
@@ -208,7 +239,7 @@ def run_load(
         headers["Authorization"] = f"Bearer {api_key}"
     result = LoadResult(url=url, mode="", concurrency=concurrency, duration_s=0.0,
                         slice_s=slice_s or None, n_targets=len(targets),
-                        target_names=[t.name for t in targets])
+                        target_names=[t.name for t in targets], repeat_share=repeat_share)
     counter = itertools.count()
     lock = threading.Lock()
     state = {"t0": None, "stop": False}
@@ -231,7 +262,7 @@ def run_load(
                 target = targets[k % n_targets]
             else:  # request by request (and during warm-up)
                 target = targets[i % n_targets]
-            prompt = prompts[i % len(prompts)]
+            prompt = stream.next()
             body = json.dumps(target.body(prompt))
             t_start = time.perf_counter()
             status, routed, err = 0, None, None
@@ -337,13 +368,14 @@ def loadtest(
     prompts: Sequence[str] | None = None,
     warmup_requests: int = 0,
     slice_s: float | None = 5.0,
+    repeat_share: float = 0.0,
 ) -> dict:
     """Python entry point of ``rayroute loadtest``; returns the JSON summary (and writes files)."""
     check_loopback(url)
     targets = make_targets(mode, model, direct_model, noop_prefix, max_tokens)
     result = run_load(url, targets, list(prompts) if prompts else default_prompts(), concurrency,
                       duration_s, max_requests, rate_per_s, api_key, warmup_requests=warmup_requests,
-                      slice_s=slice_s)
+                      slice_s=slice_s, repeat_share=repeat_share)
     result.mode = mode
     summary = result.summary()
     if out_dir:
@@ -355,12 +387,21 @@ def loadtest(
 
 
 def _cmd(args: argparse.Namespace) -> int:
+    try:
+        return _run_cmd(args)
+    except LoadTestError as exc:  # bad arguments: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run_cmd(args: argparse.Namespace) -> int:
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
     summary = loadtest(
         url=args.url, mode=args.mode, model=args.model, direct_model=args.direct_model,
         noop_prefix=args.noop_prefix, concurrency=args.concurrency, duration_s=args.duration_s,
         max_requests=args.requests, rate_per_s=args.rate, max_tokens=args.max_tokens,
         out_dir=args.out, api_key=api_key, warmup_requests=args.warmup, slice_s=args.slice_s,
+        repeat_share=args.repeat_share,
     )
     for name, t in summary["targets"].items():
         lat = t["latency_ms"]
@@ -390,6 +431,8 @@ def add_cli(sub) -> None:
                    help="comparisons: seconds per target before switching to the next (0: alternate per request)")
     p.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
     p.add_argument("--max-tokens", type=int, default=16, help="max_tokens for chat modes")
+    p.add_argument("--repeat-share", type=float, default=0.0,
+                   help="share of requests that resend a prompt sent earlier in the run, in [0, 1)")
     p.add_argument("--out", help="directory for loadtest-<mode>.json and .png")
     p.add_argument("--api-key-env", default="RAYROUTE_API_KEY", help="env var holding the ingress API key, if any")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any request failed")

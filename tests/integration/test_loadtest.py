@@ -98,3 +98,36 @@ def test_time_slices_measure_each_target_alone(server, tmp_path):
         assert t["ok"] > 0 and t["errors"] == 0
         # throughput over the target's own slices (about half the run), not the whole run
         assert t["throughput_rps"] > t["ok"] / summary["duration_s"] * 1.5
+
+
+def test_prompt_stream_repeats_only_prompts_already_sent():
+    from deployments.loadtest import PromptStream
+
+    prompts = [f"p{i}" for i in range(1000)]
+    plain = PromptStream(prompts[:3])
+    assert [plain.next() for _ in range(7)] == ["p0", "p1", "p2", "p0", "p1", "p2", "p0"]
+    stream = PromptStream(prompts, repeat_share=0.6, seed=1)
+    sent, repeats = [], 0
+    for _ in range(2000):
+        p = stream.next()
+        if p in sent:
+            repeats += 1
+        else:  # a fresh prompt is always the next one in order
+            assert p == f"p{len(set(sent))}"
+        sent.append(p)
+    assert abs(repeats / 2000 - 0.6) < 0.05
+    with pytest.raises(LoadTestError, match="repeat_share"):
+        PromptStream(prompts, repeat_share=1.0)
+    with pytest.raises(LoadTestError, match="no prompts"):
+        PromptStream([])
+
+
+def test_repeat_share_is_reported_and_bad_values_are_one_line_errors(server, tmp_path):
+    out = _run(["--url", server, "--mode", "route", "--concurrency", "2", "--requests", "40",
+                "--repeat-share", "0.5"], tmp_path)
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads((tmp_path / "loadtest-route.json").read_text())
+    assert summary["repeat_share"] == 0.5 and summary["targets"]["route"]["ok"] >= 40
+    bad = _run(["--url", server, "--mode", "route", "--requests", "4", "--repeat-share", "1.5"], tmp_path)
+    assert bad.returncode == 2 and "repeat_share must be in [0, 1), got 1.5" in bad.stderr
+    assert "Traceback" not in bad.stderr

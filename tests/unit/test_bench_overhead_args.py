@@ -1,0 +1,24 @@
+"""`rayroute bench-overhead`'s app arguments: the router under test alone, its score cache as asked
+(off by default, so the figures are scoring), and bad arguments refused before a cluster starts."""
+
+import pytest
+
+from deployments.bench_overhead import REPO, bench_overhead, load_app_args
+from deployments.loadtest import LoadTestError
+
+
+def test_only_the_router_under_test_with_the_cache_as_asked():
+    args = load_app_args(REPO / "serve_config.yaml", "mf")
+    assert [r["alias"] for r in args["routers"]] == ["mf"] and args["default_router"] == "mf"
+    assert args["routers"][0]["score_cache_entries"] == 0  # serve_config.yaml has 10000
+    cached = load_app_args(REPO / "serve_config.yaml", "mf", score_cache_entries=500)
+    assert cached["routers"][0]["score_cache_entries"] == 500
+    with pytest.raises(SystemExit, match="nope"):
+        load_app_args(REPO / "serve_config.yaml", "nope")
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.0])
+def test_bad_repeat_share_is_refused_before_ray_starts(share, tmp_path):
+    with pytest.raises(LoadTestError, match="repeat_share"):
+        bench_overhead(repeat_share=share, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing written
