@@ -70,14 +70,63 @@ def load_app_args(config: str | Path, router: str | None, score_cache_entries: i
     return args
 
 
-def _cache_stats(url: str, router: str) -> dict[str, Any]:
-    """Cache hits over routing decisions, from the ingress's own counters (one ingress replica's)."""
+def _cache_stats(url: str, router: str, api_key_env: str = "RAYROUTE_API_KEY") -> dict[str, Any]:
+    """Cache hits over routing decisions, from the ingress's own counters (one ingress replica's;
+    they count every decision since the app started, warm-up included)."""
     import httpx
 
-    stats = httpx.get(url + "/v1/stats", timeout=30).json()
-    decisions = sum(r["count"] for r in stats["requests"] if r["router"] == router)
+    key = os.environ.get(api_key_env)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    stats = httpx.get(url + "/v1/stats", headers=headers, timeout=30).json()
+    decisions = stats["router_decisions"].get(router, 0)
     hits = stats["router_cache_hits"].get(router, 0)
     return {"decisions": decisions, "hits": hits, "hit_rate": round(hits / decisions, 4) if decisions else None}
+
+
+def measure_overhead(
+    url: str,
+    model: str,
+    direct_model: str,
+    modes: tuple[str, ...] = ("route-vs-noop", "chat-vs-direct"),
+    concurrency: int = 16,
+    chat_concurrency: int = 4,
+    duration_s: float = 30.0,
+    warmup: int = 50,
+    chat_max_tokens: int = 8,
+    out_dir: str | Path = REPO / "runs" / "overhead",
+    repeat_share: float = 0.0,
+    cache_router: str | None = None,
+    slice_s: float = 5.0,
+) -> dict[str, Any]:
+    """Run the load-test modes against a running router app (with the no-op app at ``/noop``) and
+    return their summaries with the headline ratios; ``cache_router`` adds that router's cache
+    hit rate. The load test runs in a subprocess (locust patches the standard library)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for mode in modes:
+        chat = mode.startswith("chat")
+        cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", url, "--mode", mode,
+               "--model", model, "--concurrency", str(chat_concurrency if chat else concurrency),
+               "--duration-s", str(duration_s), "--warmup", str(warmup), "--out", str(out),
+               "--max-tokens", str(chat_max_tokens), "--direct-model", direct_model,
+               "--repeat-share", str(repeat_share), "--slice-s", str(slice_s)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 300)
+        print(proc.stdout, end="", flush=True)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            raise RuntimeError(f"load test {mode} failed with exit code {proc.returncode}")
+        results[mode] = json.loads((out / f"loadtest-{mode}.json").read_text())
+    if cache_router:
+        results["router_cache"] = _cache_stats(url, cache_router)
+    rn = results.get("route-vs-noop", {}).get("comparison")
+    if rn:
+        results["route_vs_noop_throughput_ratio"] = rn["throughput_ratio"]
+        results["route_vs_noop_p99_ratio"] = rn["p99_ratio"]
+    cd = results.get("chat-vs-direct", {}).get("comparison")
+    if cd:
+        results["chat_routing_overhead_p50_ms"] = cd["p50_difference_ms"]
+    return results
 
 
 def bench_overhead(
@@ -140,34 +189,16 @@ def bench_overhead(
             _wait_ready(url + "/v1/chat/completions", {**msg, "max_tokens": 2}, start_timeout_s)
         results["boot_s"] = round(time.monotonic() - t0, 1)
         print(f"bench-overhead: both apps up in {results['boot_s']}s at {url}", flush=True)
-        for mode in modes:
-            chat = mode.startswith("chat")
-            cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", url, "--mode", mode,
-                   "--model", model, "--concurrency", str(chat_concurrency if chat else concurrency),
-                   "--duration-s", str(duration_s), "--warmup", str(warmup), "--out", str(out),
-                   "--max-tokens", str(chat_max_tokens), "--direct-model", app_args.weak_model.served_model_name,
-                   "--repeat-share", str(repeat_share)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=duration_s + 300)
-            print(proc.stdout, end="", flush=True)
-            if proc.returncode != 0:
-                print(proc.stderr[-3000:], file=sys.stderr)
-                raise RuntimeError(f"load test {mode} failed with exit code {proc.returncode}")
-            results[mode] = json.loads((out / f"loadtest-{mode}.json").read_text())
-        if score_cache_entries:
-            results["router_cache"] = _cache_stats(url, app_args.default_router)
+        results.update(measure_overhead(
+            url, model, app_args.weak_model.served_model_name, modes, concurrency, chat_concurrency,
+            duration_s, warmup, chat_max_tokens, out, repeat_share,
+            cache_router=app_args.default_router if score_cache_entries else None))
     finally:
         try:
             serve.shutdown()
         except Exception:
             pass
         ray.shutdown()
-    rn = results.get("route-vs-noop", {}).get("comparison")
-    if rn:
-        results["route_vs_noop_throughput_ratio"] = rn["throughput_ratio"]
-        results["route_vs_noop_p99_ratio"] = rn["p99_ratio"]
-    cd = results.get("chat-vs-direct", {}).get("comparison")
-    if cd:
-        results["chat_routing_overhead_p50_ms"] = cd["p50_difference_ms"]
     (out / "bench-overhead.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=2))
     return results

@@ -116,6 +116,7 @@ class ServingMetrics:
                              for (r, m, k), c in sorted(self.requests.items())],
                 "strong_fraction": {r: self.strong[r] / n for r, n in self.routed.items() if n},
                 "router_latency_mean_s": {r: self.latency_sum_s[r] / n for r, n in self.routed.items() if n},
+                "router_decisions": dict(self.routed),
                 "router_cache_hits": dict(self.cache_hits),
                 "fallbacks": [{"reason": r, "from_model": f, "to_model": t, "count": c}
                               for (r, f, t), c in sorted(self.fallbacks.items())],

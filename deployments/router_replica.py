@@ -168,7 +168,13 @@ class RouterReplica:
         cached (the score came from the score cache)."""
         alpha = self.resolve_threshold(threshold, strong_fraction)
         text = routing_text(messages_or_text)
-        p, cached = await self.score_batch(text)
+        cache = self._cache
+        hit = cache.get(text) if cache is not None else None
+        if hit is not None:
+            # answered here, not in the batch queue: a hit must not wait behind misses being scored
+            p, cached = hit, True
+        else:
+            p, cached = await self.score_batch(text)
         strong = bool(strong_mask([p], alpha)[0])
         return {"router": self.alias, "p_strong": p, "threshold": alpha, "strong": strong,
                 "strong_fraction": strong_fraction, "cached": cached}

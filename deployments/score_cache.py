@@ -37,6 +37,17 @@ class ScoreCache:
         self.hits = 0
         self.misses = 0
 
+    def get(self, text: str) -> float | None:
+        """The cached score of ``text`` (counted as a hit), or None (not counted: the caller then
+        goes through ``score``, which counts it)."""
+        k = _key(text)
+        with self._lock:
+            s = self._scores.get(k)
+            if s is not None:
+                self._scores.move_to_end(k)
+                self.hits += 1
+            return s
+
     def score(self, texts: Sequence[str], score_fn: Callable[[list[str]], Any]) -> list[tuple[float, bool]]:
         """(score, was_cached) per text, in order. Texts not cached (each distinct one once) go to
         ``score_fn`` in one call; if it raises, nothing is stored and the error propagates."""

@@ -8,7 +8,6 @@ One Ray cluster + one Serve app for the whole module (the vLLM engine takes ~1 m
 
 from __future__ import annotations
 
-import os
 import secrets
 
 import httpx
@@ -275,17 +274,15 @@ def test_stream_broken_mid_way_ends_with_error_event(http, strong_server):
     assert '"error"' in lines[-2]
 
 
-def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path):
-    """The overhead benchmark's pieces on the live cluster: the no-op app of the same shape served
-    beside the router app, and `rayroute loadtest` comparing /v1/route with it, and routed with
-    direct chat, in one bounded run each (figures come from `rayroute bench-overhead`, not here)."""
-    import json
-    import subprocess
-    import sys
-
+def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path, monkeypatch):
+    """`rayroute bench-overhead`'s measurement on the live cluster: the no-op app of the same shape
+    served beside the router app, `rayroute loadtest` comparing /v1/route with it and routed with
+    direct chat, in one bounded run each, with repeats answered by the score cache (figures come
+    from `rayroute bench-overhead`, not here)."""
     from ray import serve
 
     from deployments.app import build_noop_app
+    from deployments.bench_overhead import measure_overhead
 
     serve.run(build_noop_app({"weak_model": {"served_model_name": WEAK_NAME}}), name="noop",
               route_prefix="/noop")
@@ -293,18 +290,18 @@ def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path):
         r = httpx.post(app_url + "/noop/v1/route", timeout=30,
                        json={"model": "router-random", "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 200 and r.json()["routed_model"] == WEAK_NAME
-        env = {**os.environ, "RAYROUTE_API_KEY": INGRESS_KEY}
-        for mode, extra in (("route-vs-noop", []), ("chat-vs-direct", ["--direct-model", WEAK_NAME])):
-            out = subprocess.run(
-                [sys.executable, "-m", "deployments", "loadtest", "--url", app_url, "--mode", mode,
-                 "--model", "router-random-0.5", "--concurrency", "2", "--duration-s", "3", "--max-tokens", "2",
-                 "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=120, env=env)
-            assert out.returncode == 0, out.stderr[-2000:]
-            summary = json.loads((tmp_path / f"loadtest-{mode}.json").read_text())
-            assert len(summary["targets"]) == 2 and "comparison" in summary
+        monkeypatch.setenv("RAYROUTE_API_KEY", INGRESS_KEY)
+        res = measure_overhead(app_url, "router-random_local-0.5", WEAK_NAME, concurrency=2, chat_concurrency=2,
+                               duration_s=3, warmup=2, chat_max_tokens=2, out_dir=tmp_path, repeat_share=0.6,
+                               cache_router="random_local", slice_s=1.0)
+        for mode in ("route-vs-noop", "chat-vs-direct"):
+            summary = res[mode]
+            assert len(summary["targets"]) == 2 and "comparison" in summary and summary["repeat_share"] == 0.6
             for name, t in summary["targets"].items():
                 assert t["ok"] > 0 and t["errors"] == 0, (mode, name, t)
-        direct = summary["targets"]["chat-direct"]["routed_model_split"]
-        assert set(direct) == {WEAK_NAME}
+        assert res["route_vs_noop_throughput_ratio"] > 0 and "chat_routing_overhead_p50_ms" in res
+        assert set(res["chat-vs-direct"]["targets"]["chat-direct"]["routed_model_split"]) == {WEAK_NAME}
+        cache = res["router_cache"]  # the repeats sent to the router were answered from its cache
+        assert 0 < cache["hits"] < cache["decisions"] and cache["hit_rate"] == round(cache["hits"] / cache["decisions"], 4)
     finally:
         serve.delete("noop")

@@ -96,3 +96,25 @@ def test_replica_ignores_the_cache_for_a_per_call_random_router(caplog):
         replica = _replica("coin", "random", {"seed": 0}, 8)
     assert replica._cache is None
     assert "score_cache_entries=8 ignored" in caplog.text and "per_prompt" in caplog.text
+
+
+def test_get_counts_hits_only_and_refreshes_recency():
+    scorer, cache = Counting(), ScoreCache(2)
+    assert cache.get("a") is None and cache.stats()["hits"] == 0 and cache.stats()["misses"] == 0
+    cache.score(["a", "bb"], scorer)
+    assert cache.get("a") == scorer.router.score(["a"])[0]
+    cache.score(["ccc"], scorer)  # "a" was used last via get: "bb" goes
+    assert cache.get("bb") is None and cache.get("a") is not None
+    assert cache.stats() == {"entries": 2, "max_entries": 2, "hits": 2, "misses": 3}
+
+
+def test_replica_answers_a_hit_without_the_batch_queue():
+    """A hit is answered in route() itself: outside a Serve replica the batch queue cannot even
+    start, so a hit's answer proves it never waited there behind misses."""
+    import asyncio
+
+    replica = _replica("hashed", "random", {"seed": 0, "per_prompt": True}, 8)
+    [(p, _)] = replica._cache.score(["hello"], replica._router.score)
+    out = asyncio.run(replica.route([{"role": "user", "content": "hello"}], 0.3))
+    assert out["cached"] is True and out["p_strong"] == p and out["strong"] == (p >= 0.3)
+    assert replica._cache.stats()["hits"] == 1
