@@ -144,11 +144,14 @@ def bench_overhead(
     start_timeout_s: float = 600,
     score_cache_entries: int = 0,
     repeat_share: float = 0.0,
+    slice_s: float = 5.0,
 ) -> dict[str, Any]:
-    if not 0.0 <= repeat_share < 1.0:  # checked before a cluster starts, not after the boot
-        from deployments.loadtest import LoadTestError
+    from deployments.loadtest import LoadTestError, check_slices
 
+    # arguments the load test would refuse are refused before a cluster starts, not after the boot
+    if not 0.0 <= repeat_share < 1.0:
         raise LoadTestError(f"repeat_share must be in [0, 1), got {repeat_share!r}")
+    check_slices(duration_s, slice_s, 2)  # every mode compares two targets
     args = load_app_args(config, router, score_cache_entries)
     deps = args.setdefault("deployments", {})
     if max_ongoing_requests:
@@ -173,7 +176,8 @@ def bench_overhead(
     results: dict[str, Any] = {"router": router, "concurrency": concurrency, "duration_s": duration_s,
                                "throughput_optimized": throughput_optimized, "access_log": False,
                                "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count(),
-                               "score_cache_entries": score_cache_entries, "repeat_share": repeat_share}
+                               "score_cache_entries": score_cache_entries, "repeat_share": repeat_share,
+                               "slice_s": slice_s}
     try:
         ray.init(include_dashboard=False, log_to_driver=False, namespace="rayroute-bench")
         serve.start(http_options={"host": "127.0.0.1", "port": port},
@@ -192,7 +196,7 @@ def bench_overhead(
         results.update(measure_overhead(
             url, model, app_args.weak_model.served_model_name, modes, concurrency, chat_concurrency,
             duration_s, warmup, chat_max_tokens, out, repeat_share,
-            cache_router=app_args.default_router if score_cache_entries else None))
+            cache_router=app_args.default_router if score_cache_entries else None, slice_s=slice_s))
     finally:
         try:
             serve.shutdown()
@@ -205,12 +209,23 @@ def bench_overhead(
 
 
 def _cmd(ns: argparse.Namespace) -> int:
+    from deployments.loadtest import LoadTestError
+
+    try:
+        _run_cmd(ns)
+    except LoadTestError as exc:  # bad arguments: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _run_cmd(ns: argparse.Namespace) -> None:
     bench_overhead(config=ns.config, router=ns.router, concurrency=ns.concurrency, duration_s=ns.duration_s,
                    warmup=ns.warmup, modes=tuple(ns.modes.split(",")), chat_concurrency=ns.chat_concurrency,
                    chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
                    max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
-                   out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share)
-    return 0
+                   out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share,
+                   slice_s=ns.slice_s)
 
 
 def add_cli(sub) -> None:
@@ -231,4 +246,6 @@ def add_cli(sub) -> None:
                    help="the router's score cache size during the run (default 0: measure scoring)")
     p.add_argument("--repeat-share", type=float, default=0.0,
                    help="share of requests that resend an earlier prompt, in [0, 1)")
+    p.add_argument("--slice-s", type=float, default=5.0,
+                   help="the two targets of a mode alternate in slices this long (0: request by request)")
     p.set_defaults(func=_cmd)

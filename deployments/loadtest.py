@@ -75,6 +75,13 @@ class PromptStream:
             return prompt
 
 
+def check_slices(duration_s: float | None, slice_s: float | None, n_targets: int) -> None:
+    """A time-sliced comparison must give every target at least one slice, or its throughput is 0."""
+    if slice_s and n_targets > 1 and duration_s and duration_s < slice_s * n_targets:
+        raise LoadTestError(f"duration_s={duration_s:g} gives {n_targets} targets less than one {slice_s:g} s slice "
+                            f"each: run for at least {slice_s * n_targets:g} s or shorten --slice-s")
+
+
 def check_loopback(url: str) -> str:
     """Return the host of ``url`` if it is a loopback address; refuse anything else."""
     parsed = urlparse(url)
@@ -228,6 +235,7 @@ def run_load(
         raise LoadTestError(f"concurrency must be >= 1, got {concurrency}")
     if not duration_s and not max_requests:
         raise LoadTestError("give a bound: duration_s and/or max_requests")
+    check_slices(duration_s, slice_s, len(targets))
     stream = PromptStream(prompts, repeat_share)
     # locust monkey-patches the standard library with gevent on import: import it only here.
     import gevent

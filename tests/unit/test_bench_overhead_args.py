@@ -22,3 +22,13 @@ def test_bad_repeat_share_is_refused_before_ray_starts(share, tmp_path):
     with pytest.raises(LoadTestError, match="repeat_share"):
         bench_overhead(repeat_share=share, out_dir=tmp_path)
     assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_a_run_shorter_than_one_slice_per_target_is_refused(tmp_path):
+    with pytest.raises(LoadTestError, match=r"duration_s=3 gives 2 targets less than one 5 s slice each"):
+        bench_overhead(duration_s=3, out_dir=tmp_path)
+    bench_args = ["bench-overhead", "--duration-s", "3", "--slice-s", "1", "--repeat-share", "2", "--out", str(tmp_path)]
+    from deployments.cli import main
+
+    assert main(bench_args) == 2  # one line on stderr, no cluster started
+    assert not list(tmp_path.iterdir())
