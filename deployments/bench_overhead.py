@@ -5,8 +5,12 @@ no-op app of the same shape (``deployments.noop``, at ``/noop``) side by side wi
 deployment options, waits until both answer, then runs the load test (``deployments.loadtest``, in
 a subprocess because locust patches the standard library) in two modes:
 
-1. ``route-vs-noop``: ``/v1/route`` vs. the no-op app, interleaved request by request;
+1. ``route-vs-noop``: ``/v1/route`` vs. the no-op app;
 2. ``chat-vs-direct``: chat through the router vs. chat sent straight to the weak model.
+
+The two targets of a mode alternate in time slices (``--slice-s``, 5 s) over the whole run, so
+each is measured alone yet both see the same machine. ``measure_overhead`` is that measurement on
+its own, for an app that is already running.
 
 By default the router's score cache is off (``score_cache_entries: 0``) and every request sends a
 prompt not sent before in the run, so the figures are the router's scoring cost. To measure the
