@@ -129,9 +129,12 @@ def ceiling(prompts: Sequence[str], model_path: str | None = None, rows: Sequenc
     rates = gemm_rates(h, i, rows, int8=int8, min_time_s=min_time_s)
     result: dict = {"model": Path(path).name if model_path else "all-MiniLM-L6-v2", "prompts": len(prompts),
                     "threads": torch.get_num_threads(), "gemm_gflops": rates, "rows": []}
+    token_counts: dict[int, np.ndarray] = {}  # by max_length: mf and sw_ranking share one
     for router, (target, max_length) in TARGETS.items():
-        counts = np.array([len(ids) for ids in tok(list(prompts), truncation=True,
-                                                     max_length=max_length)["input_ids"]])
+        if max_length not in token_counts:
+            token_counts[max_length] = np.array(
+                [len(ids) for ids in tok(list(prompts), truncation=True, max_length=max_length)["input_ids"]])
+        counts = token_counts[max_length]
         flops = encoder_flops(counts, h, i, layers)
         row = {"router": router, "max_length": max_length, "mean_tokens": round(float(counts.mean()), 1),
                "gflop_per_prompt": round(float(flops.mean()) / 1e9, 3), "target_prompts_per_s": target}
