@@ -330,22 +330,3 @@ def add_cli(sub) -> None:
     p = sub.add_parser("serve", help="serve the router app (serve run serve_config.yaml, foreground)")
     p.add_argument("--config", default=str(REPO / "serve_config.yaml"), help="Serve config file")
     p.set_defaults(func=_serve_cmd)
-
-
-# --- the no-op app (overhead baseline for `rayroute bench-overhead`) -----------------------------
-
-
-def build_noop_app(args: dict[str, Any] | AppArgs | None = None):
-    """The no-op app with the SAME deployment options as the router app's ingress and router
-    deployments (from the same ``AppArgs``), so only the work done differs."""
-    from ray import serve
-
-    from deployments.noop import ConstantRouter, NoopIngress
-
-    cfg = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
-    d = cfg.deployments
-    router_opts = (cfg.routers[0].deployment or d.router).to_serve()
-    router = serve.deployment(ConstantRouter, name="NoopRouter").options(**router_opts).bind()
-    ingress_cls = serve.ingress()(NoopIngress)
-    return serve.deployment(ingress_cls, name="NoopIngress").options(**d.ingress.to_serve()).bind(
-        router, weak_model_name=cfg.weak_model.served_model_name)

@@ -9,9 +9,11 @@ from routers.cli import main as _routers_main
 
 #: serving subcommands: name -> module with add_cli(subparsers)
 SERVING_SUBCOMMANDS: dict[str, str] = {
-    "loadtest": "deployments.loadtest",
-    "bench-overhead": "deployments.bench_overhead",
-    "k8s": "deployments.k8s",
+    "bench-routers": "bench.router_speed",
+    "bench-ceiling": "bench.ceiling",
+    "loadtest": "bench.loadtest",
+    "bench-overhead": "bench.overhead",
+    "k8s": "ops.k8s",
     "serve": "deployments.app",
     "build-weak-model": "deployments.weak_model_builder",
 }

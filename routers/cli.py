@@ -25,8 +25,6 @@ SUBCOMMANDS: dict[str, str] = {
     "tiers": "routers.data.tiers",
     "eval": "routers.evaluation.cli",
     "calibrate": "routers.calibration",
-    "bench-routers": "routers.benchmark",
-    "bench-ceiling": "routers.ceiling",
 }
 
 

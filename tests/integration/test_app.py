@@ -281,8 +281,8 @@ def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path, monkeypatch
     from `rayroute bench-overhead`, not here)."""
     from ray import serve
 
-    from deployments.app import build_noop_app
-    from deployments.bench_overhead import measure_overhead
+    from bench.noop import build_noop_app
+    from bench.overhead import measure_overhead
 
     serve.run(build_noop_app({"weak_model": {"served_model_name": WEAK_NAME}}), name="noop",
               route_prefix="/noop")

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from deployments.bench_overhead import REPO
+from bench.overhead import REPO
 
 
 def test_bench_overhead_end_to_end(tmp_path):

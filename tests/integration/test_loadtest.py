@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from deployments.loadtest import LoadTestError, check_loopback, make_targets
+from bench.loadtest import LoadTestError, check_loopback, make_targets
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -101,7 +101,7 @@ def test_time_slices_measure_each_target_alone(server, tmp_path):
 
 
 def test_prompt_stream_repeats_only_prompts_already_sent():
-    from deployments.loadtest import PromptStream
+    from bench.loadtest import PromptStream
 
     prompts = [f"p{i}" for i in range(1000)]
     plain = PromptStream(prompts[:3])

@@ -3,8 +3,8 @@
 
 import pytest
 
-from deployments.bench_overhead import REPO, bench_overhead, load_app_args
-from deployments.loadtest import LoadTestError
+from bench.overhead import REPO, bench_overhead, load_app_args
+from bench.loadtest import LoadTestError
 
 
 def test_only_the_router_under_test_with_the_cache_as_asked():

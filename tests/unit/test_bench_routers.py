@@ -3,7 +3,7 @@ decides them; the command must run, cover every requested cell and keep decision
 
 import json
 
-from routers.cli import main
+from deployments.cli import main
 
 
 def test_bench_routers_smoke(tmp_path, shared_data):
@@ -31,7 +31,7 @@ def test_bench_routers_prompts_file_and_reference_embeddings(tmp_path, shared_da
     import numpy as np
     import pytest
 
-    from routers.benchmark import bench_routers
+    from bench.router_speed import bench_routers
     from routers.errors import ConfigError
 
     prompts = tmp_path / "prompts.jsonl"
@@ -57,7 +57,7 @@ def test_bench_routers_prompts_file_and_reference_embeddings(tmp_path, shared_da
 def test_bench_times_a_checkpoint_on_its_own_embedder(tmp_path, monkeypatch, shared_data):
     # an mf checkpoint trained on another embedding space (hash-64 here, static in production) is
     # timed on its own embedder only: MiniLM paths would feed it vectors from the wrong space
-    from routers.benchmark import bench_routers
+    from bench.router_speed import bench_routers
     from routers.training.mf import train_mf
     from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_preferences
 
@@ -74,7 +74,7 @@ def test_bench_times_a_checkpoint_on_its_own_embedder(tmp_path, monkeypatch, sha
 def test_bench_takes_checkpoint_paths_and_skips_what_cannot_load(tmp_path, shared_data):
     # like `rayroute route` and `eval`, a checkpoint directory anywhere is accepted by path;
     # a missing path or an unknown name is skipped with the reason, not a crash mid-run
-    from routers.benchmark import bench_routers
+    from bench.router_speed import bench_routers
     from routers.training.mf import train_mf
     from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_preferences
 

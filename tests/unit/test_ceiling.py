@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from routers.ceiling import encoder_flops
-from routers.cli import main
+from bench.ceiling import encoder_flops
+from deployments.cli import main
 from routers.errors import ConfigError
 
 
@@ -57,7 +57,7 @@ def test_bench_ceiling_smoke(tmp_path):
 
 
 def test_bench_ceiling_rejects_bad_rows():
-    from routers.ceiling import gemm_rates
+    from bench.ceiling import gemm_rates
 
     with pytest.raises(ConfigError, match="row counts"):
         gemm_rates(8, 16, rows=[0])

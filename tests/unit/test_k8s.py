@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deployments import k8s
+from ops import k8s
 
 REPO = k8s.REPO
 PROFILES = ["cpu", "gpu"]
@@ -158,7 +158,7 @@ def test_cli_render_check_and_validate(crds, tmp_path, capsys, monkeypatch):
     from routers.cli import main
 
     monkeypatch.setenv("RAYROUTE_SCHEMAS", str(Path(crds).parent))
-    extra = {"k8s": "deployments.k8s"}
+    extra = {"k8s": "ops.k8s"}
     assert main(["k8s", "render", "--check"], extra=extra) == 0
     assert main(["k8s", "validate"], extra=extra) == 0
     bad = tmp_path / "bad.yaml"

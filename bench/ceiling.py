@@ -187,7 +187,7 @@ def markdown(result: dict) -> str:
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    from routers.benchmark import real_prompts
+    from bench.router_speed import real_prompts
 
     if args.prompts_file:
         from routers.calibration import read_prompts

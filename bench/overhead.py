@@ -1,8 +1,8 @@
 """``rayroute bench-overhead``: routing overhead through Ray Serve, as ratios from ONE run.
 
 It starts a local Ray cluster, serves the router app from ``serve_config.yaml`` (at ``/``) and the
-no-op app of the same shape (``deployments.noop``, at ``/noop``) side by side with the same
-deployment options, waits until both answer, then runs the load test (``deployments.loadtest``, in
+no-op app of the same shape (``bench.noop``, at ``/noop``) side by side with the same
+deployment options, waits until both answer, then runs the load test (``bench.loadtest``, in
 a subprocess because locust patches the standard library) in two modes:
 
 1. ``route-vs-noop``: ``/v1/route`` vs. the no-op app;
@@ -150,7 +150,7 @@ def bench_overhead(
     repeat_share: float = 0.0,
     slice_s: float = 5.0,
 ) -> dict[str, Any]:
-    from deployments.loadtest import LoadTestError, check_slices
+    from bench.loadtest import LoadTestError, check_slices
 
     # arguments the load test would refuse are refused before a cluster starts, not after the boot
     if not 0.0 <= repeat_share < 1.0:
@@ -170,7 +170,8 @@ def bench_overhead(
     import ray
     from ray import serve
 
-    from deployments.app import AppArgs, build_app, build_noop_app
+    from bench.noop import build_noop_app
+    from deployments.app import AppArgs, build_app
 
     app_args = AppArgs.model_validate(args)
     port = _free_port()
@@ -213,7 +214,7 @@ def bench_overhead(
 
 
 def _cmd(ns: argparse.Namespace) -> int:
-    from deployments.loadtest import LoadTestError
+    from bench.loadtest import LoadTestError
 
     try:
         _run_cmd(ns)

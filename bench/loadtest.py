@@ -355,7 +355,7 @@ def plot(result: LoadResult, path: str | Path) -> Path:
 
 def default_prompts(limit: int = 2000) -> list[str]:
     """Real chat-sized prompts from the shared data: MT Bench first turns and GSM8K questions."""
-    from routers.benchmark import real_prompts
+    from bench.router_speed import real_prompts
 
     return real_prompts(limit, benchmarks=("mt_bench", "gsm8k"))
 

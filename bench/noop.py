@@ -1,8 +1,8 @@
 """The no-op app for overhead measurements: the same shape as the router app's routing path
 (a FastAPI ingress -> one deployment), but the deployment returns a constant instead of scoring.
 
-``rayroute bench-overhead`` serves it beside the real app (``/noop``) and load-tests both in one
-run, so "what routing costs through Serve" is a ratio measured side by side.
+``rayroute bench-overhead`` serves it (``build_noop_app``) beside the real app (``/noop``) and
+load-tests both in one run, so "what routing costs through Serve" is a ratio measured side by side.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ import json
 from typing import Any
 
 from fastapi import FastAPI, Request
+
+from deployments.app import AppArgs
 
 
 class ConstantRouter:
@@ -46,3 +48,17 @@ class NoopIngress:
         return app
 
     __serve_build_asgi_app__ = build_asgi_app
+
+
+def build_noop_app(args: dict[str, Any] | AppArgs | None = None):
+    """The no-op app with the SAME deployment options as the router app's ingress and router
+    deployments (from the same ``AppArgs``), so only the work done differs."""
+    from ray import serve
+
+    cfg = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
+    d = cfg.deployments
+    router_opts = (cfg.routers[0].deployment or d.router).to_serve()
+    router = serve.deployment(ConstantRouter, name="NoopRouter").options(**router_opts).bind()
+    ingress_cls = serve.ingress()(NoopIngress)
+    return serve.deployment(ingress_cls, name="NoopIngress").options(**d.ingress.to_serve()).bind(
+        router, weak_model_name=cfg.weak_model.served_model_name)
