@@ -32,6 +32,10 @@ COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 checkpoints ./checkpoints
 COPY --chown=1000:100 routers ./routers
 COPY --chown=1000:100 deployments ./deployments
+# the command line (`rayroute`, used below) and the tools its parser names
+COPY --chown=1000:100 cli ./cli
+COPY --chown=1000:100 bench ./bench
+COPY --chown=1000:100 ops ./ops
 COPY --chown=1000:100 serve_config.yaml ./
 
 # 2. Dependencies + the project, installed editable (-e): deployments.app resolves relative paths
@@ -50,7 +54,7 @@ RUN set -eux; \
 
 # 3. CPU variant: the small randomly initialised weak model the default serve_config.yaml points
 #    at (its answers are noise; no download). The GPU profile serves a Hugging Face model instead.
-RUN if [ "$VARIANT" = "cpu" ]; then python -m deployments.weak_model_builder --out models/tiny-llama; fi
+RUN if [ "$VARIANT" = "cpu" ]; then rayroute build-weak-model --out models/tiny-llama; fi
 
 # 4. The static embedder's table (routers/embeddings_static.py), built once here from the packaged
 #    MiniLM, so that mf_static replicas start without its ~20 s build.

@@ -21,8 +21,6 @@ above the ceiling cannot be met by any implementation of that arithmetic on this
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -184,38 +182,3 @@ def markdown(result: dict) -> str:
                   f"{result['measured_minilm_prompts_per_s']} prompts/s = "
                   f"{result['measured_share_of_fp32_ceiling']:.0%} of the fp32 ceiling."]
     return "\n".join(lines) + "\n"
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    from bench.router_speed import real_prompts
-
-    if args.prompts_file:
-        from routers.calibration import read_prompts
-
-        prompts = read_prompts(args.prompts_file, "prompt")[:args.prompts]
-    else:
-        prompts = real_prompts(args.prompts)
-    result = ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
-                     min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)
-    md = markdown(result)
-    print(md, end="")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        out.with_suffix(".md").write_text(md)
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("bench-ceiling", help="upper bound on MiniLM routers' prompts/s here: counted FLOPs "
-                       "over measured GEMM rates")
-    p.add_argument("--prompts", type=int, default=512, help="real prompts to count")
-    p.add_argument("--prompts-file", help="JSONL with a 'prompt' field instead of the shared benchmark prompts")
-    p.add_argument("--rows", default="256,512,1024,2048", help="GEMM row counts to time (tokens per call)")
-    p.add_argument("--min-time-s", type=float, default=0.3, help="seconds per timing window")
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--no-int8", action="store_true", help="skip the dynamic int8 GEMMs")
-    p.add_argument("--no-measure", action="store_true", help="skip timing the real MiniLM embedder")
-    p.add_argument("--out", help="write the results as JSON here (and the table as .md beside it)")
-    p.set_defaults(func=_cmd)

@@ -27,13 +27,10 @@ routed-model split; plus the comparison) and a PNG (latency distributions, throu
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import itertools
 import json
-import os
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -392,62 +389,3 @@ def loadtest(
         (out / f"loadtest-{mode}.json").write_text(json.dumps(summary, indent=2) + "\n")
         summary["plot"] = str(plot(result, out / f"loadtest-{mode}.png"))
     return summary
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    try:
-        return _run_cmd(args)
-    except LoadTestError as exc:  # bad arguments: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def _run_cmd(args: argparse.Namespace) -> int:
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
-    summary = loadtest(
-        url=args.url, mode=args.mode, model=args.model, direct_model=args.direct_model,
-        noop_prefix=args.noop_prefix, concurrency=args.concurrency, duration_s=args.duration_s,
-        max_requests=args.requests, rate_per_s=args.rate, max_tokens=args.max_tokens,
-        out_dir=args.out, api_key=api_key, warmup_requests=args.warmup, slice_s=args.slice_s,
-        repeat_share=args.repeat_share,
-    )
-    for name, t in summary["targets"].items():
-        lat = t["latency_ms"]
-        print(f"{name:12s} n={t['requests']:6d} errors={t['errors']:4d} {t['throughput_rps']:8.1f} req/s  "
-              f"p50 {lat['p50']:7.1f} ms  p95 {lat['p95']:7.1f} ms  p99 {lat['p99']:7.1f} ms  "
-              f"routed {t['routed_model_split']}")
-    if "comparison" in summary:
-        c = summary["comparison"]
-        print(f"{c['a']} vs {c['b']}: p50 difference {c['p50_difference_ms']:+.1f} ms, "
-              f"throughput ratio {c['throughput_ratio'] or float('nan'):.2f}, p99 ratio {c['p99_ratio'] or float('nan'):.2f}")
-    total_errors = sum(t["errors"] for t in summary["targets"].values())
-    return 1 if total_errors and args.fail_on_error else 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("loadtest", help="load-test a running ingress on a loopback address (bounded; JSON + PNG)")
-    p.add_argument("--url", default="http://127.0.0.1:8000", help="ingress base URL (loopback only)")
-    p.add_argument("--mode", choices=MODES, default="route")
-    p.add_argument("--model", default="router-random", help="model string sent, e.g. router-mf-0.5")
-    p.add_argument("--direct-model", help="weak model's served name, for chat-vs-direct")
-    p.add_argument("--noop-prefix", default="/noop", help="route prefix of the no-op app, for route-vs-noop")
-    p.add_argument("--concurrency", type=int, default=16, help="concurrent closed-loop users")
-    p.add_argument("--duration-s", type=float, default=30.0, help="stop after this many seconds")
-    p.add_argument("--requests", type=int, help="stop after this many requests")
-    p.add_argument("--rate", type=float, help="target total request rate per second (default: as fast as possible)")
-    p.add_argument("--slice-s", type=float, default=5.0,
-                   help="comparisons: seconds per target before switching to the next (0: alternate per request)")
-    p.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
-    p.add_argument("--max-tokens", type=int, default=16, help="max_tokens for chat modes")
-    p.add_argument("--repeat-share", type=float, default=0.0,
-                   help="share of requests that resend a prompt sent earlier in the run, in [0, 1)")
-    p.add_argument("--out", help="directory for loadtest-<mode>.json and .png")
-    p.add_argument("--api-key-env", default="RAYROUTE_API_KEY", help="env var holding the ingress API key, if any")
-    p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any request failed")
-    p.set_defaults(func=_cmd)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from deployments.cli import main
-
-    sys.exit(main(["loadtest", *sys.argv[1:]]))

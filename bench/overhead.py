@@ -23,7 +23,6 @@ logs off, ``max_ongoing_requests``. Everything stops by itself; traffic stays on
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -110,7 +109,7 @@ def measure_overhead(
     results: dict[str, Any] = {}
     for mode in modes:
         chat = mode.startswith("chat")
-        cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", url, "--mode", mode,
+        cmd = [sys.executable, "-m", "cli", "loadtest", "--url", url, "--mode", mode,
                "--model", model, "--concurrency", str(chat_concurrency if chat else concurrency),
                "--duration-s", str(duration_s), "--warmup", str(warmup), "--out", str(out),
                "--max-tokens", str(chat_max_tokens), "--direct-model", direct_model,
@@ -211,46 +210,3 @@ def bench_overhead(
     (out / "bench-overhead.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=2))
     return results
-
-
-def _cmd(ns: argparse.Namespace) -> int:
-    from bench.loadtest import LoadTestError
-
-    try:
-        _run_cmd(ns)
-    except LoadTestError as exc:  # bad arguments: one line, not a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _run_cmd(ns: argparse.Namespace) -> None:
-    bench_overhead(config=ns.config, router=ns.router, concurrency=ns.concurrency, duration_s=ns.duration_s,
-                   warmup=ns.warmup, modes=tuple(ns.modes.split(",")), chat_concurrency=ns.chat_concurrency,
-                   chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
-                   max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
-                   out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share,
-                   slice_s=ns.slice_s)
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("bench-overhead", help="routing overhead through Serve: router app vs no-op app, routed vs direct chat (one run)")
-    p.add_argument("--config", default=str(REPO / "serve_config.yaml"))
-    p.add_argument("--router", default="mf", help="router alias from the config to measure")
-    p.add_argument("--concurrency", type=int, default=16, help="concurrency of the /v1/route comparison")
-    p.add_argument("--chat-concurrency", type=int, default=4, help="concurrency of the chat comparison")
-    p.add_argument("--duration-s", type=float, default=30.0, help="seconds per mode")
-    p.add_argument("--warmup", type=int, default=50, help="uncounted requests at the start of each mode")
-    p.add_argument("--max-tokens", type=int, default=8, help="max_tokens of chat requests")
-    p.add_argument("--modes", default="route-vs-noop,chat-vs-direct")
-    p.add_argument("--max-ongoing-requests", type=int, default=256)
-    p.add_argument("--default-settings", action="store_true",
-                   help="Serve's defaults instead of the throughput settings")
-    p.add_argument("--out", default=str(REPO / "runs" / "overhead"))
-    p.add_argument("--score-cache-entries", type=int, default=0,
-                   help="the router's score cache size during the run (default 0: measure scoring)")
-    p.add_argument("--repeat-share", type=float, default=0.0,
-                   help="share of requests that resend an earlier prompt, in [0, 1)")
-    p.add_argument("--slice-s", type=float, default=5.0,
-                   help="the two targets of a mode alternate in slices this long (0: request by request)")
-    p.set_defaults(func=_cmd)

@@ -14,7 +14,6 @@ depend on the machine: the output says how many CPUs it ran on. Nothing here is 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -275,34 +274,3 @@ def _print_row(r: dict) -> None:
     print(f"{r['router']:>11} {str(r.get('embedder') or '-'):>28} batch {r['batch']:>3} {emb}: "
           f"{r['prompts_per_s']:9.1f} prompts/s  p50 {r['p50_ms']:8.2f} ms  p99 {r['p99_ms']:8.2f} ms  "
           f"${r['usd_per_million']:.2f}/M decisions", flush=True)
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    bench_routers(
-        routers=args.routers.split(","), batch_sizes=[int(b) for b in args.batches.split(",")],
-        n_prompts=args.prompts, embedders=args.embedders.split(","), price_per_hour=args.price_per_hour,
-        sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
-        device=args.device, embed_batch=args.embed_batch, prompts_file=args.prompts_file,
-        reference_embeddings=args.reference_embeddings, save_embeddings=args.save_embeddings,
-    )
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("bench-routers", help="in-process router scoring speed, cost per million decisions (Table 7)")
-    p.add_argument("--routers", default="random,length,mf,sw_ranking,mf_static,sw_static,bert,causal_llm")
-    p.add_argument("--batches", default="1,8,32,128")
-    p.add_argument("--prompts", type=int, default=512, help="real prompts per measurement")
-    p.add_argument("--embedders", default="all-MiniLM-L6-v2,onnx,onnx-int8",
-                   help="embedding paths for mf/sw_ranking; the first is the reference for decision agreement")
-    p.add_argument("--price-per-hour", type=float, default=0.39, help="machine price in $/hour (paper: 0.39 for 8 vCPU)")
-    p.add_argument("--sw-reference-queries", type=int, default=20, help="queries timed with RouteLLM's SW method (0: skip)")
-    p.add_argument("--threads", type=int, help="torch threads")
-    p.add_argument("--out", help="write the results as JSON here")
-    p.add_argument("--device", default="cpu", help="torch device of the embedders and bert, e.g. cuda")
-    p.add_argument("--embed-batch", type=int, help="embedder micro-batch (default: the embedder's own, 8)")
-    p.add_argument("--prompts-file", help="JSONL with a 'prompt' field instead of the shared benchmark prompts")
-    p.add_argument("--reference-embeddings", help=".npy of the same prompts embedded elsewhere (see "
-                   "--save-embeddings): adds a decision-agreement row against it")
-    p.add_argument("--save-embeddings", help="write the first embedder's vectors of the prompts here (.npy)")
-    p.set_defaults(func=_cmd)

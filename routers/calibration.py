@@ -17,9 +17,7 @@ large that no realisable fraction is within ``tolerance`` of the target, ``calib
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,27 +141,3 @@ def calibrate(router, strong_fraction: float, prompts: Sequence[str] | None = No
                     name, realised, strong_fraction)
     alias = Path(name).name if not isinstance(router, str) or Path(name).is_dir() else name
     return Calibration(str(name), float(strong_fraction), alpha, realised, len(prompts), f"router-{alias}-{alpha}")
-
-
-def _cmd(args: argparse.Namespace) -> int:
-    prompts = read_prompts(args.prompts, args.field) if args.prompts else None
-    cal = calibrate(args.router, args.strong_fraction, prompts, mix=args.mix, progress=not args.quiet)
-    if args.json:
-        print(json.dumps(cal.to_dict()))
-    else:
-        print(f"threshold α = {cal.threshold}  (strong fraction {cal.realised:.4f} on {cal.n_prompts} prompts; "
-              f"target {cal.target})")
-        print(cal.model)
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("calibrate", help="threshold α for a target strong-call fraction, and the model string")
-    p.add_argument("--router", required=True, help="router name (mf, sw_ranking, ...) or checkpoint dir")
-    p.add_argument("--strong-fraction", type=float, required=True, help="target share of strong calls in [0, 1]")
-    p.add_argument("--prompts", default=None, help="prompt sample (.txt/.jsonl/.csv); default: the training prompts")
-    p.add_argument("--field", default="prompt", help="field / column of --prompts (default: prompt)")
-    p.add_argument("--mix", default=None, help="training mix file for the default sample")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_cmd)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from routers.base import Router
+from routers.base import Router, strong_mask
 from routers.errors import CheckpointError, UnknownRouterError
 
 #: name -> "module:Class". One entry per router; the order is the documentation order.
@@ -120,3 +121,15 @@ def load_router(name_or_path: str | Path, **overrides: Any) -> Router:
     """Load a router by registry name or checkpoint path (resolved as ``resolve`` says)."""
     cls, ckpt = resolve(name_or_path)
     return cls.load(ckpt, **overrides) if ckpt is not None else cls(**overrides)
+
+
+def route_prompts(router: str | Path, prompts: Sequence[str], threshold: float, **router_kwargs: Any) -> list[dict]:
+    """Score ``prompts`` with ``router`` (name or checkpoint path) and apply ``threshold``: one
+    ``{prompt, p_strong, threshold, routed_to}`` per prompt (``rayroute route``)."""
+    r = load_router(router, **router_kwargs)
+    p = r.score(list(prompts))
+    mask = strong_mask(p, threshold)
+    return [
+        {"prompt": q, "p_strong": float(s), "threshold": float(threshold), "routed_to": "strong" if m else "weak"}
+        for q, s, m in zip(prompts, p, mask)
+    ]

@@ -16,5 +16,5 @@ export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
 # Serve restarts an HTTP proxy that is not ready within 5 s (its default); on a small busy node
 # start-up then fails with ActorDiedError. Give the proxy a minute.
 export RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S=${RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S:-60}
-python -m deployments.weak_model_builder --out models/tiny-llama   # no-op when already built
+rayroute build-weak-model --out models/tiny-llama   # no-op when already built
 exec serve run serve_config.yaml "$@"

@@ -39,7 +39,7 @@ import pandas as pd
 
 from routers.data.aliases import canonical
 from routers.data.records import COLUMNS, empty_frame, iter_jsonl, prune_short, validate_frame
-from routers.errors import ConfigError, DataError
+from routers.errors import DataError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -403,27 +403,3 @@ def data_summary(sources=("alpaca_eval", "routerbench", "open7"), paths: dict | 
     """``{source: summarize(load_source(source))}``; callable from Python like the command."""
     paths = paths or {}
     return {s: summarize(load_source(s, paths.get(s))) for s in sources}
-
-
-def _data_cmd(args) -> int:
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    paths = {}
-    for kv in args.path or []:
-        if "=" not in kv:
-            raise ConfigError(f"--path {kv!r}: expected SOURCE=PATH, e.g. arena=train.csv")
-        k, v = kv.split("=", 1)
-        paths[k.strip()] = v
-    summary = data_summary(sources, paths)
-    print(f"{'source':<14}{'rows':>10}{'prompts':>10}{'models':>8}{'ties':>10}")
-    for s, d in summary.items():
-        print(f"{s:<14}{d['rows']:>10,}{d['prompts']:>10,}{d['models']:>8}{d['ties']:>10,}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("data", help="load preference sources and print per-source row/prompt/model counts")
-    p.add_argument("--sources", default="alpaca_eval,routerbench,open7",
-                   help=f"comma-separated sources out of {sorted(SOURCES)} (default: the shared data)")
-    p.add_argument("--path", action="append", metavar="SOURCE=PATH",
-                   help="file/dir for a source (needed for arena and jsonl); repeatable")
-    p.set_defaults(func=_data_cmd)

@@ -253,21 +253,3 @@ def tiers(sources=TIER_SOURCES, n_tiers: int = 10, paths: dict | None = None) ->
     paths = paths or {}
     df = pd.concat([load_source(s, paths.get(s)) for s in sources], ignore_index=True)
     return compute_tiers(df, n_tiers=n_tiers)
-
-
-def _tiers_cmd(args) -> int:
-    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
-    table = tiers(sources, n_tiers=args.n_tiers)
-    print(table.format_table())
-    if args.json:
-        print(f"wrote {table.save_json(args.json)}")
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("tiers", help="fit Bradley-Terry ratings and print the model tier table")
-    p.add_argument("--sources", default=",".join(TIER_SOURCES),
-                   help="comma-separated preference sources (default: %(default)s)")
-    p.add_argument("--n-tiers", type=int, default=10, help="number of tiers (default: %(default)s)")
-    p.add_argument("--json", metavar="FILE", help="also write the table as JSON (TierTable.load_json)")
-    p.set_defaults(func=_tiers_cmd)

@@ -28,7 +28,7 @@ def test_bench_overhead_end_to_end(tmp_path):
     config.write_text(yaml.safe_dump(cfg))
     out = tmp_path / "out"
     proc = subprocess.run(
-        [sys.executable, "-m", "deployments", "bench-overhead", "--config", str(config), "--router", "random",
+        [sys.executable, "-m", "cli", "bench-overhead", "--config", str(config), "--router", "random",
          "--concurrency", "2", "--chat-concurrency", "1", "--duration-s", "3", "--slice-s", "1", "--warmup", "2", "--max-tokens", "2",
          "--score-cache-entries", "100", "--repeat-share", "0.6", "--out", str(out)],
         capture_output=True, text=True, timeout=600, cwd=REPO,

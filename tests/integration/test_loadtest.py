@@ -46,7 +46,7 @@ def server():
 
 def _run(args, tmp_path):
     return subprocess.run(
-        [sys.executable, "-m", "deployments", "loadtest", *args, "--out", str(tmp_path)],
+        [sys.executable, "-m", "cli", "loadtest", *args, "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=120,
     )
 

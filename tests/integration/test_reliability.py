@@ -121,7 +121,7 @@ def close_breaker(client, strong_server) -> None:
 def test_sustained_load_zero_errors_and_replica_memory(app_url, tmp_path):
     mem_before = replica_memory()
     out = tmp_path / "soak"
-    cmd = [sys.executable, "-m", "deployments", "loadtest", "--url", app_url, "--mode", "chat",
+    cmd = [sys.executable, "-m", "cli", "loadtest", "--url", app_url, "--mode", "chat",
            "--model", "router", "--concurrency", str(SOAK_CONCURRENCY), "--duration-s", str(SOAK_S),
            "--max-tokens", "16", "--api-key-env", "RR_SOAK_KEY", "--out", str(out), "--fail-on-error"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SOAK_S + 180,

@@ -28,7 +28,7 @@ def test_a_run_shorter_than_one_slice_per_target_is_refused(tmp_path):
     with pytest.raises(LoadTestError, match=r"duration_s=3 gives 2 targets less than one 5 s slice each"):
         bench_overhead(duration_s=3, out_dir=tmp_path)
     bench_args = ["bench-overhead", "--duration-s", "3", "--slice-s", "1", "--repeat-share", "2", "--out", str(tmp_path)]
-    from deployments.cli import main
+    from cli.main import main
 
     assert main(bench_args) == 2  # one line on stderr, no cluster started
     assert not list(tmp_path.iterdir())

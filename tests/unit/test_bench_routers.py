@@ -3,7 +3,7 @@ decides them; the command must run, cover every requested cell and keep decision
 
 import json
 
-from deployments.cli import main
+from cli.main import main
 
 
 def test_bench_routers_smoke(tmp_path, shared_data):

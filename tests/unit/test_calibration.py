@@ -8,7 +8,7 @@ import pytest
 
 from routers.base import strong_mask
 from routers.calibration import calibrate, read_prompts, threshold_for_fraction
-from routers.cli import main
+from cli.main import main
 from routers.errors import ConfigError, DataError
 from routers.length_router import LengthRouter
 

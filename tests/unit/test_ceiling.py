@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bench.ceiling import encoder_flops
-from deployments.cli import main
+from cli.main import main
 from routers.errors import ConfigError
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routers.cli import main as cli_main
+from cli.main import main as cli_main
 from routers.data import preferences as P
 from routers.data.aliases import ALIASES, STRONG_DEFAULT, WEAK_DEFAULT, aliases_of, canonical
 from routers.data.records import COLUMNS, MIN_PROMPT_CHARS

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routers.cli import main
+from cli.main import main
 from routers.data.benchmarks import load_outcomes_csv
 from routers.evaluation.baselines import random_baseline
 from routers.evaluation.pipeline import cost_analysis
@@ -69,7 +69,7 @@ def test_eval_cli_bad_benchmark(tmp_path, capsys):
 
 
 def test_checkpoint_router_scored_and_cached(tmp_path):
-    from routers.evaluation.cli import run_eval
+    from cli.evaluate import run_eval
     from routers.length_router import LengthRouter
 
     prompts, s, w = synthetic_benchmark(n=100, seed=1)

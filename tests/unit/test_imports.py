@@ -1,40 +1,78 @@
-"""Imports point one way: deployments -> routers -> numpy/torch/transformers."""
+"""Imports point one way: tools (cli, bench, ops) -> deployments -> routers -> numpy/torch/transformers.
+
+``routers`` never imports the serving stack (ray, fastapi, vllm, ...); ``deployments`` never imports
+the tools; the tools do not import each other's packages except through ``cli``, which nothing
+imports. Checked on the source (every import statement, also inside functions) and on a real
+``import routers``.
+"""
 
 import ast
 import subprocess
 import sys
 from pathlib import Path
 
-ROUTERS = Path(__file__).resolve().parents[2] / "routers"
-FORBIDDEN = ("ray", "fastapi", "vllm", "starlette", "uvicorn", "deployments")
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SERVING_STACK = ("ray", "fastapi", "vllm", "starlette", "uvicorn")
+
+#: package -> top-level modules it must never import
+FORBIDDEN: dict[str, tuple[str, ...]] = {
+    "routers": (*SERVING_STACK, "deployments", "bench", "ops", "cli"),
+    "deployments": ("bench", "ops", "cli"),
+    "bench": ("ops", "cli"),
+    "ops": ("bench", "cli"),
+    "cli": (),
+}
 
 
-def test_import_routers_loads_no_serving_stack():
+def imported_modules(path: Path) -> list[str]:
+    """Absolute module names imported anywhere in ``path`` (top level or inside functions)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def offenders(package_dir: Path, forbidden: tuple[str, ...]) -> list[str]:
+    out = []
+    for path in sorted(package_dir.rglob("*.py")):
+        for name in imported_modules(path):
+            if name.split(".")[0] in forbidden:
+                out.append(f"{path.relative_to(package_dir.parent)}: {name}")
+    return out
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_imports_point_one_way(package):
+    assert (REPO / package).is_dir(), f"package {package!r} is gone; update FORBIDDEN"
+    assert offenders(REPO / package, FORBIDDEN[package]) == []
+
+
+def test_the_check_sees_an_import_against_the_direction(tmp_path):
+    pkg = tmp_path / "deployments"
+    pkg.mkdir()
+    (pkg / "ok.py").write_text("import numpy\nfrom routers.base import Router\n")
+    (pkg / "bad.py").write_text("def f():\n    from bench.loadtest import loadtest\n")
+    assert offenders(pkg, FORBIDDEN["deployments"]) == ["deployments/bad.py: bench.loadtest"]
+
+
+def test_every_python_package_is_checked():
+    packages = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests"}
+    assert packages == set(FORBIDDEN)
+
+
+def test_import_routers_loads_no_serving_stack_and_no_openai_sdk():
+    # the OpenAI SDK is allowed in routers (the openai: embedder) but only imported when used
+    forbidden = (*FORBIDDEN["routers"], "openai")
     code = (
-        "import sys, routers, routers.registry, routers.embeddings, routers.cli\n"
-        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r})\n"
+        "import sys, routers, routers.registry, routers.embeddings, routers.calibration\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {forbidden!r})\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing routers pulled in: {out.stdout.strip()}"
-
-
-def test_no_routers_module_imports_serving_stack():
-    offenders = []
-    for path in ROUTERS.rglob("*.py"):
-        tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module]
-            for n in names:
-                if n.split(".")[0] in FORBIDDEN:
-                    offenders.append(f"{path.relative_to(ROUTERS.parent)}: {n}")
-            if isinstance(node, ast.ImportFrom) and node.module == "openai" or (
-                isinstance(node, ast.ImportFrom) and (node.module or "").startswith("openai.")
-                and any(k in (node.module or "") for k in ("server", "serving"))
-            ):
-                pass  # the OpenAI *client* is allowed (embeddings); serving parts are not
-    assert offenders == [], offenders

@@ -155,17 +155,16 @@ def test_committed_manifests_validate(crds):
 
 
 def test_cli_render_check_and_validate(crds, tmp_path, capsys, monkeypatch):
-    from routers.cli import main
+    from cli.main import main
 
     monkeypatch.setenv("RAYROUTE_SCHEMAS", str(Path(crds).parent))
-    extra = {"k8s": "ops.k8s"}
-    assert main(["k8s", "render", "--check"], extra=extra) == 0
-    assert main(["k8s", "validate"], extra=extra) == 0
+    assert main(["k8s", "render", "--check"]) == 0
+    assert main(["k8s", "validate"]) == 0
     bad = tmp_path / "bad.yaml"
     rs = rayservice("cpu")
     rs["spec"]["rayClusterConfig"]["enableInTreeAutoscalling"] = True
     bad.write_text(yaml.safe_dump(rs))
-    assert main(["k8s", "validate", str(bad)], extra=extra) == 1
+    assert main(["k8s", "validate", str(bad)]) == 1
     assert "enableInTreeAutoscalling" in capsys.readouterr().err
 
 
@@ -452,3 +451,14 @@ def test_ray_version_is_pinned_consistently():
         assert len(images) == 1 and next(iter(images)).endswith(f"-{profile}"), images
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".git", ".venv", ".env"} <= set(ignored)
+
+
+def test_the_image_copies_every_installed_package():
+    """`pip install -e` in the image installs the packages pyproject names; each must be copied in,
+    or the `rayroute` command the image runs fails to import."""
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY \S+ (\w+) \./\1$", (REPO / "Dockerfile").read_text(), re.M))
+    assert packages == {"routers", "deployments", "cli", "bench", "ops"}
+    assert packages <= copied, sorted(packages - copied)
+    assert not packages & set((REPO / ".dockerignore").read_text().split())

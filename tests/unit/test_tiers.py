@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from routers.cli import main as cli_main
+from cli.main import main as cli_main
 from routers.data.aliases import STRONG_DEFAULT, WEAK_DEFAULT
 from routers.data.tiers import (ELO_SCALE, TierTable, battle_components, cluster_tiers,
                                 compute_tiers, fit_bradley_terry, tiers)

@@ -5,19 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from routers.cli import main, route
+from cli.main import main
+from cli.train import run_train, trainer
 from routers.data.preferences import save_jsonl
 from routers.errors import ConfigError
-from routers.training.cli import run_train, trainer
+from routers.registry import route_prompts as route
 from tests.fakes import synthetic_preferences
 
 
 @pytest.fixture(autouse=True)
 def _only_train_subcommand(monkeypatch):
     # Test `train` alone: other subcommands are other parts' business (and may be mid-edit).
-    import routers.cli
+    import cli.main
 
-    monkeypatch.setattr(routers.cli, "SUBCOMMANDS", {"train": "routers.training.cli"})
+    monkeypatch.setattr(cli.main, "COMMAND_MODULES", ("cli.train",))
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +67,9 @@ def test_option_the_trainer_does_not_take_is_named(prefs_file, tmp_path):
 
 
 def test_missing_trainer_module_is_a_clear_error(monkeypatch):
-    from routers.training import cli
+    from cli import train
 
-    monkeypatch.setitem(cli.TRAINERS, "causal_llm", "routers.training.not_there:train_causal_llm")
+    monkeypatch.setitem(train.TRAINERS, "causal_llm", "routers.training.not_there:train_causal_llm")
     with pytest.raises(ConfigError, match="cannot be imported"):
         trainer("causal_llm")
     with pytest.raises(ConfigError, match="trainable routers"):

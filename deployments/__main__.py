@@ -1,5 +1,0 @@
-import sys
-
-from deployments.cli import main
-
-sys.exit(main())
