@@ -35,7 +35,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parent.parent
+from routers.paths import REPO_ROOT
 
 
 def _free_port() -> int:
@@ -73,12 +73,14 @@ def load_app_args(config: str | Path, router: str | None, score_cache_entries: i
     return args
 
 
-def _cache_stats(url: str, router: str, api_key_env: str = "RAYROUTE_API_KEY") -> dict[str, Any]:
+def _cache_stats(url: str, router: str, api_key_env: str = "RAYROUTE_API_KEYS") -> dict[str, Any]:
     """Cache hits over routing decisions, from the ingress's own counters (one ingress replica's;
     they count every decision since the app started, warm-up included)."""
     import httpx
 
-    key = os.environ.get(api_key_env)
+    from bench.loadtest import ingress_key
+
+    key = ingress_key(api_key_env)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     stats = httpx.get(url + "/v1/stats", headers=headers, timeout=30).json()
     decisions = stats["router_decisions"].get(router, 0)
@@ -96,7 +98,7 @@ def measure_overhead(
     duration_s: float = 30.0,
     warmup: int = 50,
     chat_max_tokens: int = 8,
-    out_dir: str | Path = REPO / "runs" / "overhead",
+    out_dir: str | Path = REPO_ROOT / "runs" / "overhead",
     repeat_share: float = 0.0,
     cache_router: str | None = None,
     slice_s: float = 5.0,
@@ -133,7 +135,7 @@ def measure_overhead(
 
 
 def bench_overhead(
-    config: str | Path = REPO / "serve_config.yaml",
+    config: str | Path = REPO_ROOT / "serve_config.yaml",
     router: str | None = "mf",
     concurrency: int = 16,
     duration_s: float = 30.0,
@@ -143,7 +145,7 @@ def bench_overhead(
     chat_max_tokens: int = 8,
     throughput_optimized: bool = True,
     max_ongoing_requests: int | None = 256,
-    out_dir: str | Path = REPO / "runs" / "overhead",
+    out_dir: str | Path = REPO_ROOT / "runs" / "overhead",
     start_timeout_s: float = 600,
     score_cache_entries: int = 0,
     repeat_share: float = 0.0,

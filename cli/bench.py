@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -59,9 +58,9 @@ def _loadtest_cmd(args: argparse.Namespace) -> int:
 
 
 def _run_loadtest(args: argparse.Namespace) -> int:
-    from bench.loadtest import loadtest
+    from bench.loadtest import ingress_key, loadtest
 
-    api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
+    api_key = ingress_key(args.api_key_env)
     summary = loadtest(
         url=args.url, mode=args.mode, model=args.model, direct_model=args.direct_model,
         noop_prefix=args.noop_prefix, concurrency=args.concurrency, duration_s=args.duration_s,
@@ -154,7 +153,8 @@ def add_cli(sub) -> None:
     p.add_argument("--repeat-share", type=float, default=0.0,
                    help="share of requests that resend a prompt sent earlier in the run, in [0, 1)")
     p.add_argument("--out", help="directory for loadtest-<mode>.json and .png")
-    p.add_argument("--api-key-env", default="RAYROUTE_API_KEY", help="env var holding the ingress API key, if any")
+    p.add_argument("--api-key-env", default="RAYROUTE_API_KEYS",
+                   help="env var holding the ingress keys, comma-separated as the ingress reads it; the first is sent")
     p.add_argument("--fail-on-error", action="store_true", help="exit 1 if any request failed")
     p.set_defaults(func=_loadtest_cmd)
 

@@ -18,16 +18,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from routers.paths import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WEAK_MODEL = "models/tiny-llama"
 
 
 def _abs(path: str) -> str:
     """Relative paths in config are relative to the repository root (replicas' cwd varies)."""
     p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (REPO / p))
+    return str(p if p.is_absolute() else (REPO_ROOT / p))
 
 
 class _Strict(BaseModel):

@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from routers.errors import CheckpointError, ConfigError, RoutersError
-from routers.errors import UnknownRouterError as LibraryUnknownRouterError
+from routers.errors import CheckpointError, ConfigError, RoutersError, UnknownRouterError
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +54,6 @@ class ModelNameError(InvalidRequestError):
     """The ``model`` string does not follow ``router-<name>[-<threshold>|-strong<fraction>]``."""
 
     default_code = "invalid_model_name"
-
-
-class UnknownRouterError(InvalidRequestError):
-    default_code = "unknown_router"
 
 
 class ThresholdError(InvalidRequestError):
@@ -125,7 +120,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (UpstreamError, 502, "upstream_error"),
     (BackendUnavailableError, 503, "server_error"),
     # the routing library's own errors, when they reach a request
-    (LibraryUnknownRouterError, 400, "invalid_request_error"),
+    (UnknownRouterError, 400, "invalid_request_error"),
     (ConfigError, 400, "invalid_request_error"),
     (CheckpointError, 503, "server_error"),
     (RoutersError, 500, "server_error"),
@@ -149,7 +144,7 @@ def classify(exc: BaseException) -> tuple[int, dict[str, Any]]:
             if isinstance(exc, ServingError):
                 message, param, code = exc.message, exc.param, exc.code
             else:
-                message, param, code = str(exc), None, _library_code(exc)
+                message, (code, param) = str(exc), _library_code_and_param(exc)
             return status, error_body(message, err_type, param, code)
     log.error("unexpected error while serving a request: %s: %s", type(exc).__name__, exc)
     return 500, error_body(
@@ -157,22 +152,18 @@ def classify(exc: BaseException) -> tuple[int, dict[str, Any]]:
     )
 
 
-def _library_code(exc: BaseException) -> str:
-    if isinstance(exc, LibraryUnknownRouterError):
-        return "unknown_router"
+def _library_code_and_param(exc: BaseException) -> tuple[str, str | None]:
+    if isinstance(exc, UnknownRouterError):
+        return "unknown_router", "model"  # a client names a router only in `model`
     if isinstance(exc, CheckpointError):
-        return "checkpoint_unavailable"
+        return "checkpoint_unavailable", None
     if isinstance(exc, ConfigError):
-        return "invalid_value"
-    return "router_error"
+        return "invalid_value", None
+    return "router_error", None
 
 
 def error_body(message: str, err_type: str, param: str | None, code: str | None) -> dict[str, Any]:
     return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
-
-
-def status_of(exc: BaseException) -> int:
-    return classify(exc)[0]
 
 
 def from_validation_error(exc: Any) -> InvalidRequestError:

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from routers.errors import ConfigError
+from routers.errors import ConfigError, RoutersError, UnknownRouterError
 
 from deployments.errors import (
     AuthenticationError,
@@ -34,7 +34,6 @@ from deployments.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ServingError,
-    UnknownRouterError,
     UnsupportedMediaTypeError,
     UpstreamError,
     UpstreamUnavailableError,
@@ -206,8 +205,7 @@ class Ingress:
         if sel.routed and sel.router not in self.routers:
             raise UnknownRouterError(
                 f"unknown router {sel.router!r} in model {model!r}; this server has: "
-                + ", ".join(f"{ROUTER_PREFIX}{a}" for a in self.routers),
-                param="model",
+                + ", ".join(f"{ROUTER_PREFIX}{a}" for a in self.routers)
             )
         return sel
 
@@ -418,6 +416,10 @@ class Ingress:
 
         @app.exception_handler(ServingError)
         async def _serving(_: Request, exc: ServingError):
+            return error_response(exc)
+
+        @app.exception_handler(RoutersError)  # e.g. an unknown router in `model`
+        async def _library(_: Request, exc: RoutersError):
             return error_response(exc)
 
         @app.exception_handler(RequestValidationError)

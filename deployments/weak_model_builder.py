@@ -18,10 +18,11 @@ import json
 import logging
 from pathlib import Path
 
+from routers.paths import REPO_ROOT
+
 log = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = REPO / "models" / "tiny-llama"
+DEFAULT_OUT = REPO_ROOT / "models" / "tiny-llama"
 MARKER = "rayroute_tiny_model.json"
 
 #: A ChatML-style template: what vLLM / the weak-model replica render conversations with.
@@ -41,7 +42,7 @@ def _corpus() -> list[str]:
     """Local text to train the tokenizer on: the repository's own docs and sources (always present)."""
     texts: list[str] = []
     for pattern in ("*.md", "**/*.md", "**/*.py", "*.toml", "*.yaml"):
-        for p in sorted(REPO.glob(pattern)):
+        for p in sorted(REPO_ROOT.glob(pattern)):
             if ".venv" in p.parts or "models" in p.parts:
                 continue
             try:

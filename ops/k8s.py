@@ -48,10 +48,10 @@ from typing import Any
 import yaml
 
 from routers.errors import ConfigError
+from routers.paths import REPO_ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-SERVE_CONFIG = REPO / "serve_config.yaml"
-K8S_DIR = REPO / "k8s"
+SERVE_CONFIG = REPO_ROOT / "serve_config.yaml"
+K8S_DIR = REPO_ROOT / "k8s"
 PROFILES_DIR = K8S_DIR / "profiles"
 #: Kubernetes version of the bundled schemas kubernetes-validate checks plain objects against.
 K8S_VERSION = "1.33.0"
@@ -70,7 +70,7 @@ class K8sError(ConfigError):
 
 def schemas_dir() -> Path:
     """``$RAYROUTE_SCHEMAS`` or ``../shared/schemas`` next to the repository."""
-    return Path(os.environ.get("RAYROUTE_SCHEMAS", REPO.parent / "shared" / "schemas"))
+    return Path(os.environ.get("RAYROUTE_SCHEMAS", REPO_ROOT.parent / "shared" / "schemas"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def render_all(profiles: Iterable[str] | None = None, *, check: bool = False, se
                 problems.append(f"{prof.output} differs from `rayroute k8s render {prof.name}`:\n{diff}")
         elif current != text:
             prof.output.write_text(text, encoding="utf-8")
-            print(f"wrote {prof.output.relative_to(REPO) if prof.output.is_relative_to(REPO) else prof.output}")
+            print(f"wrote {prof.output.relative_to(REPO_ROOT) if prof.output.is_relative_to(REPO_ROOT) else prof.output}")
         else:
             print(f"unchanged {prof.output.name}")
     return problems

@@ -8,7 +8,6 @@ never at import time.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import os
@@ -74,11 +73,6 @@ class Embedder(Protocol):
     dim: int
 
     def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
-
-
-async def aembed(embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
-    """Embed from async code without blocking the event loop (runs in a worker thread)."""
-    return await asyncio.to_thread(embedder.embed, list(texts))
 
 
 def _batches(items: Sequence[str], size: int) -> Iterable[tuple[int, Sequence[str]]]:

@@ -97,9 +97,6 @@ class MatrixFactorizationRouter(EmbeddingRouter):
 
     # --- the scoring pair ---------------------------------------------------------------------
 
-    def known_names(self) -> list[str]:
-        return sorted(self.groups) + sorted(self.models)
-
     def model_vector(self, name: str) -> np.ndarray:
         """v_M for a model, or the mean of a group's members' vectors."""
         if name in self._index:

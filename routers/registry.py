@@ -17,6 +17,7 @@ from typing import Any
 
 from routers.base import Router, strong_mask
 from routers.errors import CheckpointError, UnknownRouterError
+from routers.paths import REPO_ROOT
 
 #: name -> "module:Class". One entry per router; the order is the documentation order.
 ROUTER_CLASSES: dict[str, str] = {
@@ -31,18 +32,10 @@ ROUTER_CLASSES: dict[str, str] = {
 CONFIG_FILE = "config.json"
 
 
-def repo_root() -> Path:
-    return Path(__file__).resolve().parent.parent
-
-
 def default_checkpoint_dir() -> Path:
     """Where named checkpoints live: $RAYROUTE_CHECKPOINTS, else ``checkpoints/`` in the repo."""
     env = os.environ.get("RAYROUTE_CHECKPOINTS")
-    return Path(env) if env else repo_root() / "checkpoints"
-
-
-def router_names() -> list[str]:
-    return list(ROUTER_CLASSES)
+    return Path(env) if env else REPO_ROOT / "checkpoints"
 
 
 def router_class(name: str) -> type[Router]:

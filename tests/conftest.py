@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from routers.paths import default_data_dir
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-REPO = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("RAYROUTE_DATA", REPO.parent / "shared" / "data"))
+SHARED_DATA = default_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,6 @@ the strong model's score and the weak model's score.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import pandas as pd
 
 from routers.data.records import iter_jsonl
 from routers.errors import DataError
+from routers.paths import default_data_dir
 
 STRONG_MODEL = "gpt-4-1106-preview"
 WEAK_MODEL = "mistralai/Mixtral-8x7B-Instruct-v0.1"
@@ -104,10 +104,7 @@ class Benchmark:
 
 def default_benchmark_dir() -> Path:
     """``$RAYROUTE_DATA/benchmarks`` if set, else ``../shared/data/benchmarks`` beside the repo."""
-    env = os.environ.get("RAYROUTE_DATA")
-    if env:
-        return Path(env) / "benchmarks"
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
+    return default_data_dir() / "benchmarks"
 
 
 def _dir(data_dir: str | Path | None, sub: str) -> Path:

@@ -40,17 +40,10 @@ import pandas as pd
 from routers.data.aliases import canonical
 from routers.data.records import COLUMNS, empty_frame, iter_jsonl, prune_short, validate_frame
 from routers.errors import DataError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from routers.paths import default_data_dir
 
 #: source name -> loader; ``load_source`` dispatches on it (filled at the bottom of the module).
 SOURCES: dict[str, object] = {}
-
-
-def default_data_dir() -> Path:
-    """``$RAYROUTE_DATA`` if set, else ``<repo>/../shared/data``."""
-    env = os.environ.get("RAYROUTE_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def _resolve(path, default_rel: str) -> Path:

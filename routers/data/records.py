@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,30 +33,9 @@ COLUMNS = ["prompt", "model_a", "model_b", "p_b_wins", "tie", "weight", "source"
 MIN_PROMPT_CHARS = 16
 
 
-@dataclass(frozen=True)
-class PreferenceRecord:
-    prompt: str
-    model_a: str
-    model_b: str
-    p_b_wins: float
-    tie: bool = False
-    weight: float = 1.0
-    source: str = "unknown"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
 def empty_frame() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in zip(
         COLUMNS, [str, str, str, "float64", bool, "float64", str])})
-
-
-def frame_from_records(records) -> pd.DataFrame:
-    rows = [r.as_dict() if isinstance(r, PreferenceRecord) else dict(r) for r in records]
-    if not rows:
-        return empty_frame()
-    return validate_frame(pd.DataFrame(rows), where="records")
 
 
 def validate_frame(df: pd.DataFrame, where: str = "preference data") -> pd.DataFrame:

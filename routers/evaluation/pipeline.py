@@ -30,7 +30,7 @@ from routers.errors import ConfigError, RoutersError
 from routers.evaluation import metrics as m
 from routers.evaluation.baselines import length_scores, random_baseline
 from routers.evaluation.crossfit import cross_fit, indomain_targets, near_duplicate_groups, ridge_trainer
-from routers.evaluation.score_cache import ScoreCache, checkpoint_fingerprint
+from routers.evaluation.score_store import ScoreStore, checkpoint_fingerprint
 from routers.evaluation.similarity import (
     CONTAMINATION_THRESHOLD,
     benchmark_similarity,
@@ -144,7 +144,7 @@ def general_data(cfg: EvalConfig) -> dict:
 # --- scoring ----------------------------------------------------------------------------------------
 
 
-def _score_router(spec: str, bench: Benchmark, cache: ScoreCache, progress: bool) -> tuple[np.ndarray, dict]:
+def _score_router(spec: str, bench: Benchmark, cache: ScoreStore, progress: bool) -> tuple[np.ndarray, dict]:
     from routers.registry import default_checkpoint_dir, load_router, read_config
 
     path = Path(spec)
@@ -186,7 +186,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     special = {"random", "oracle", "length"}
     needs_general = any(r in ("ridge", "ridge+xfit") for r in routers) or cfg.decontaminate
     needs_emb = needs_general or any(r in RIDGE_SPECS for r in routers)
-    cache = ScoreCache(cfg.cache_dir, enabled=cfg.use_cache)
+    cache = ScoreStore(cfg.cache_dir, enabled=cfg.use_cache)
     emb = _embedder(cfg.embedder) if needs_emb else None
     result: dict = {
         "settings": {

@@ -6,7 +6,7 @@ computed in blocks from L2-normalised embeddings (so a dot product is the cosine
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -83,6 +83,3 @@ def decontaminate(bench: Benchmark, bench_emb: np.ndarray, sources: Mapping[str,
     out = bench.subset(~hit_any, f"embedding cosine >= {threshold} to a training prompt")
     return out, bench_emb[~hit_any], report
 
-
-def unique_texts(texts: Sequence[str]) -> list[str]:
-    return list(dict.fromkeys(texts))

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
+from routers.paths import REPO_ROOT
 from tests.integration.openai_server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 APP_NAME = "rayroute"
 STRONG_NAME = "fake-strong"
 WEAK_NAME = "weak-tiny-llama"
@@ -38,7 +38,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 def default_app_args(model_dir: str | Path, strong_url: str, strong_key_env: str, ingress_keys_env: str,
                      **overrides: Any) -> dict[str, Any]:
     """serve_config.yaml's app args with the test-only overrides (and ``overrides`` merged on top)."""
-    cfg = yaml.safe_load((REPO / "serve_config.yaml").read_text())
+    cfg = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
     args = next(a for a in cfg["applications"] if a["name"] == APP_NAME)["args"]
     test = {
         "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME, "build_if_missing": False,

@@ -290,7 +290,7 @@ def test_noop_app_and_loadtest_modes_side_by_side(app_url, tmp_path, monkeypatch
         r = httpx.post(app_url + "/noop/v1/route", timeout=30,
                        json={"model": "router-random", "messages": [{"role": "user", "content": "hi"}]})
         assert r.status_code == 200 and r.json()["routed_model"] == WEAK_NAME
-        monkeypatch.setenv("RAYROUTE_API_KEY", INGRESS_KEY)
+        monkeypatch.setenv("RAYROUTE_API_KEYS", INGRESS_KEY)
         res = measure_overhead(app_url, "router-random_local-0.5", WEAK_NAME, concurrency=2, chat_concurrency=2,
                                duration_s=3, warmup=2, chat_max_tokens=2, out_dir=tmp_path, repeat_share=0.6,
                                cache_router="random_local", slice_s=1.0)

@@ -9,7 +9,7 @@ import sys
 
 import yaml
 
-from bench.overhead import REPO
+from routers.paths import REPO_ROOT as REPO
 
 
 def test_bench_overhead_end_to_end(tmp_path):

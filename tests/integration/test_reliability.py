@@ -87,13 +87,12 @@ def assert_openai_error(body: dict, status: int) -> dict:
     return err
 
 
-def ingress_reconfigure(**policies) -> dict:
-    """Change the ingress failure policies in place: what Serve does on a user_config change."""
+def ingress_reconfigure(**policies) -> None:
+    """Change the ingress failure policies in place: what Serve does on a user_config change (the
+    tests then see the new policy act)."""
     from ray import serve
 
-    h = serve.get_deployment_handle("Ingress", app_name=APP_NAME)
-    h.reconfigure.remote(policies).result(timeout_s=30)
-    return h.policies.remote().result(timeout_s=30)
+    serve.get_deployment_handle("Ingress", app_name=APP_NAME).reconfigure.remote(policies).result(timeout_s=30)
 
 
 def strong_info() -> dict:
@@ -237,7 +236,7 @@ def test_failed_probe_reopens_cooldown(client, strong_server):
 
 
 def test_error_policy_clean_502_504(http, client, strong_server):
-    assert ingress_reconfigure(fallback="error")["fallback"] == "error"
+    ingress_reconfigure(fallback="error")
     seen = {}
     try:
         for mode, status, code in (("500", 502, "upstream_http_500"), ("hang", 504, "upstream_timeout"),
@@ -346,7 +345,7 @@ def _kill_and_wait(deployment: str, timeout_s: float) -> tuple[float, float]:
 
 @pytest.mark.parametrize("policy", ["error", "weak", "strong"])
 def test_router_replica_killed_under_load(client, policy):
-    assert ingress_reconfigure(on_router_error=policy)["on_router_error"] == policy
+    ingress_reconfigure(on_router_error=policy)
     try:
         results, (t_kill, recovered_s) = _load_during(client, "router-random-0.5",
                                                       lambda: _kill_and_wait("Router_random", 90))

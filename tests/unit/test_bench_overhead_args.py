@@ -3,8 +3,9 @@
 
 import pytest
 
-from bench.overhead import REPO, bench_overhead, load_app_args
 from bench.loadtest import LoadTestError
+from bench.overhead import bench_overhead, load_app_args
+from routers.paths import REPO_ROOT as REPO
 
 
 def test_only_the_router_under_test_with_the_cache_as_asked():
@@ -32,3 +33,12 @@ def test_a_run_shorter_than_one_slice_per_target_is_refused(tmp_path):
 
     assert main(bench_args) == 2  # one line on stderr, no cluster started
     assert not list(tmp_path.iterdir())
+
+
+def test_the_load_test_sends_the_first_key_of_the_ingress_variable(monkeypatch):
+    from bench.loadtest import ingress_key
+
+    monkeypatch.setenv("RAYROUTE_API_KEYS", " k1 , k2")
+    assert ingress_key() == "k1"
+    monkeypatch.setenv("RAYROUTE_API_KEYS", "")
+    assert ingress_key() is None

@@ -14,6 +14,7 @@ from routers.data import preferences as P
 from routers.data.aliases import ALIASES, STRONG_DEFAULT, WEAK_DEFAULT, aliases_of, canonical
 from routers.data.records import COLUMNS, MIN_PROMPT_CHARS
 from routers.errors import DataError
+from routers.paths import REPO_ROOT
 from tests.fakes import synthetic_preferences
 
 # --- real data, parsed once per module -------------------------------------------------------------
@@ -266,7 +267,7 @@ def test_default_data_dir_env(monkeypatch, tmp_path):
     with pytest.raises(DataError, match=str(tmp_path)):
         P.load_routerbench()
     monkeypatch.delenv("RAYROUTE_DATA")
-    assert P.default_data_dir() == P.REPO_ROOT.parent / "shared" / "data"
+    assert P.default_data_dir() == REPO_ROOT.parent / "shared" / "data"
 
 
 def test_data_command(shared_data, rb, monkeypatch, capsys):

@@ -14,7 +14,7 @@ from deployments import errors as E
 from deployments.app import AppArgs
 from deployments.protocol import ChatCompletionRequest, ModelSelection, RouteRequest, parse_model_name
 from routers.errors import CheckpointError, ConfigError
-from routers.errors import UnknownRouterError as LibUnknownRouter
+from routers.errors import UnknownRouterError
 
 # --- model names -----------------------------------------------------------------------------------
 
@@ -127,13 +127,12 @@ def test_route_request_needs_input():
         (E.AuthenticationError("no"), 401, "authentication_error"),
         (E.PayloadTooLargeError("big"), 413, "invalid_request_error"),
         (E.UnsupportedMediaTypeError("xml"), 415, "invalid_request_error"),
-        (E.UnknownRouterError("x", param="model"), 400, "invalid_request_error"),
         (E.UpstreamError("down"), 502, "upstream_error"),
         (E.UpstreamUnavailableError("no key", code="strong_model_no_api_key"), 502, "upstream_error"),
         (E.UpstreamTimeoutError("slow"), 504, "upstream_error"),
         (E.UpstreamRejectedError("bad"), 400, "invalid_request_error"),
         (E.BackendUnavailableError("gone"), 503, "server_error"),
-        (LibUnknownRouter("unknown router 'zz'"), 400, "invalid_request_error"),
+        (UnknownRouterError("unknown router 'zz'"), 400, "invalid_request_error"),
         (ConfigError("threshold must be in [0, 1], got 2"), 400, "invalid_request_error"),
         (CheckpointError("missing"), 503, "server_error"),
         (RuntimeError("secret internals"), 500, "server_error"),
@@ -146,6 +145,12 @@ def test_error_table(exc, status, etype):
     assert body["error"]["type"] == etype
     if isinstance(exc, RuntimeError):
         assert "secret internals" not in body["error"]["message"]
+
+
+def test_one_unknown_router_error_names_the_model_param():
+    status, body = E.classify(UnknownRouterError("unknown router 'zz' in model 'router-zz'"))
+    assert (status, body["error"]["code"], body["error"]["param"]) == (400, "unknown_router", "model")
+    assert E.UnknownRouterError is UnknownRouterError  # one class, the library's
 
 
 def test_errors_survive_pickling_and_ray_style_wrapping():
@@ -195,7 +200,7 @@ def test_preflight_fails_fast_on_missing_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setenv("RAYROUTE_CHECKPOINTS", str(tmp_path))
     with pytest.raises(CheckpointError, match="mf"):
         preflight(AppArgs.model_validate({"routers": [{"alias": "mf"}]}))
-    with pytest.raises(LibUnknownRouter, match="nope"):
+    with pytest.raises(UnknownRouterError, match="nope"):
         preflight(AppArgs.model_validate({"routers": [{"alias": "x", "source": "nope"}]}))
     preflight(AppArgs())  # random needs no checkpoint
     # a checkpoint named by its directory in the checkpoint dir (like mf_static) passes

@@ -1,4 +1,3 @@
-import asyncio
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,7 +7,6 @@ from routers.embeddings import (
     CachedEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
-    aembed,
     build_embedder,
     routing_text,
 )
@@ -103,11 +101,6 @@ def test_cache_failure_leaves_nothing_half_written(tmp_path):
     ok = Counting()
     CachedEmbedder(ok, tmp_path).embed(["x y"])
     assert ok.seen == [["x y"]]
-
-
-def test_aembed_runs_off_loop():
-    out = asyncio.run(aembed(HashEmbedder(8), ["a", "b"]))
-    assert out.shape == (2, 8)
 
 
 def test_routing_text():

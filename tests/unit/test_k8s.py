@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from ops import k8s
+from routers.paths import REPO_ROOT
 
-REPO = k8s.REPO
+REPO = REPO_ROOT
 PROFILES = ["cpu", "gpu"]
 MANIFESTS = {p: REPO / "k8s" / f"rayservice-{p}.yaml" for p in PROFILES}
 SECRETS = REPO / "k8s" / "secrets.template.yaml"

@@ -43,7 +43,10 @@ def checkpoint_fingerprint(path: str | Path) -> str:
     return hashlib.sha256(json.dumps([text, parts]).encode()).hexdigest()
 
 
-class ScoreCache:
+class ScoreStore:
+    """Router scores on disk, one .npy per (router, prompts) key (the serving layer's in-memory
+    per-prompt cache is ``deployments.score_cache.ScoreCache``)."""
+
     def __init__(self, cache_dir: str | Path | None = None, enabled: bool = True) -> None:
         self.dir = Path(cache_dir) if cache_dir else default_score_cache_dir()
         self.enabled = enabled
