@@ -56,9 +56,9 @@ RUN set -eux; \
 #    at (its answers are noise; no download). The GPU profile serves a Hugging Face model instead.
 RUN if [ "$VARIANT" = "cpu" ]; then rayroute build-weak-model --out models/tiny-llama; fi
 
-# 4. The static embedder's table (routers/embeddings_static.py), built once here from the packaged
+# 4. The static embedder's table (routers/embeddings/static.py), built once here from the packaged
 #    MiniLM, so that mf_static replicas start without its ~20 s build.
-RUN python -c "from routers.embeddings_static import StaticMiniLMEmbedder as S; S(progress=False).embed(['warm'])"
+RUN python -c "from routers.embeddings.static import StaticMiniLMEmbedder as S; S(progress=False).embed(['warm'])"
 
 # Serve (8000), metrics (8080), GCS (6379), dashboard (8265), Ray client (10001).
 EXPOSE 8000 8080 6379 8265 10001

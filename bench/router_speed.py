@@ -112,9 +112,9 @@ def bench_routers(
     ``reference_embeddings`` (.npy, the same prompts embedded elsewhere, e.g. by the exact CPU path,
     written there with ``save_embeddings``) adds a decision-agreement row against it.
     """
+    from routers.embeddings import embedder_from_spec
     from routers.errors import CheckpointError, UnknownRouterError
     from routers.registry import load_router, read_config, resolve
-    from routers.router_embedding import embedder_from_spec
 
     if threads:
         import torch

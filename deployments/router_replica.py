@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 from ray import serve
 
-from routers.base import Router, strong_mask, validate_threshold
+from routers.base import Router, routing_text, strong_mask, validate_threshold
 from routers.calibration import read_prompts, threshold_for_fraction
-from routers.embeddings import routing_text
 from routers.registry import load_router
 
 from deployments.errors import CalibrationUnavailableError, ThresholdError
@@ -32,7 +31,7 @@ def _no_prompt_cache(router: Router) -> None:
     """Serving never writes prompts to disk: an embedding router whose embedder is built lazily
     with the on-disk (model, text) cache (training's default) gets an uncached embedder instead."""
     if getattr(router, "_embedder", "absent") is None and getattr(router, "embedder_name", None):
-        from routers.router_embedding import embedder_from_spec
+        from routers.embeddings import embedder_from_spec
 
         router._embedder = embedder_from_spec(router.embedder_name, cache=False)
 
@@ -66,7 +65,7 @@ class RouterReplica:
         default_threshold = validate_threshold(config.get("default_threshold", 0.5))
         threads = config.get("torch_threads")
         if threads and threads != self._config.get("torch_threads"):
-            from routers.classifier_common import set_threads
+            from routers.models.classifier import set_threads
 
             set_threads(int(threads))  # process-wide: this replica process serves one router
             log.info("router %r: torch intra-op threads set to %d", self.alias, int(threads))

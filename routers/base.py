@@ -33,12 +33,44 @@ def strong_mask(p_strong: np.ndarray | Sequence[float], threshold: float) -> np.
     return np.asarray(p_strong, dtype=np.float64) >= alpha
 
 
+def routing_text(messages: Sequence[dict[str, Any]] | str, mode: str = "last_user") -> str:
+    """The text a router sees for a conversation (the paper routes on the last user turn).
+
+    ``messages`` is an OpenAI-style list of ``{"role", "content"}`` dicts (content a string or a
+    list of parts, whose ``text`` parts are joined) or a plain string. ``mode``:
+    ``last_user`` (default) or ``all_user`` (every user turn joined by blank lines).
+    Raises ConfigError when there is no user text.
+    """
+    if isinstance(messages, str):
+        return messages
+    if mode not in ("last_user", "all_user"):
+        raise ConfigError(f"routing text mode must be 'last_user' or 'all_user', got {mode!r}")
+    texts = []
+    for m in messages:
+        if m.get("role") != "user":
+            continue
+        content = m.get("content")
+        if isinstance(content, str):
+            text = content
+        elif isinstance(content, list):
+            text = "\n".join(
+                p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+            )
+        else:
+            text = ""
+        if text.strip():
+            texts.append(text)
+    if not texts:
+        raise ConfigError("the conversation has no user message with text to route on")
+    return texts[-1] if mode == "last_user" else "\n\n".join(texts)
+
+
 class Router(abc.ABC):
     """Predicts P(strong model wins | prompt) for a batch of prompts.
 
     Contract:
     - ``score(prompts)`` takes a sequence of N prompt strings (the text to route on, see
-      ``routers.embeddings.routing_text`` for conversations) and returns a float64 array of shape
+      ``routing_text`` for conversations) and returns a float64 array of shape
       (N,) with values in [0, 1]. Scoring a prompt alone or inside a batch gives the same value.
     - Scoring is deterministic for a loaded router, except ``random`` (seedable).
     - ``save(path)`` writes ``config.json`` plus weights; ``routers.registry.load_router`` reads it.

@@ -21,12 +21,12 @@ from routers.paths import REPO_ROOT
 
 #: name -> "module:Class". One entry per router; the order is the documentation order.
 ROUTER_CLASSES: dict[str, str] = {
-    "random": "routers.random_router:RandomRouter",
-    "sw_ranking": "routers.sw_ranking:SWRankingRouter",
-    "mf": "routers.matrix_factorization:MatrixFactorizationRouter",
-    "bert": "routers.bert_classifier:BertClassifierRouter",
-    "causal_llm": "routers.causal_llm_classifier:CausalLLMRouter",
-    "length": "routers.length_router:LengthRouter",
+    "random": "routers.models.random:RandomRouter",
+    "sw_ranking": "routers.models.sw_ranking:SWRankingRouter",
+    "mf": "routers.models.mf:MatrixFactorizationRouter",
+    "bert": "routers.models.bert:BertClassifierRouter",
+    "causal_llm": "routers.models.causal_llm:CausalLLMRouter",
+    "length": "routers.models.length:LengthRouter",
 }
 
 CONFIG_FILE = "config.json"

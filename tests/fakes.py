@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from routers.router_embedding import HashingEmbedder
+from routers.embeddings import HashingEmbedder
 
 HARD_WORDS = ["integral", "prove", "theorem", "derivative", "algorithm", "compile", "recursion",
               "matrix", "eigenvalue", "optimize", "probability", "complexity", "lemma", "polynomial"]

@@ -3,7 +3,7 @@
 One row = one comparison of two models' answers to one prompt:
 
 - ``prompt``: the text routed on (for conversations: the last user turn, see
-  ``routers.embeddings.routing_text``);
+  ``routers.base.routing_text``);
 - ``model_a``, ``model_b``: canonical model names (``routers.data.aliases.canonical``);
 - ``p_b_wins``: probability that model_b's answer is better: 1.0 b wins, 0.0 a wins, 0.5 tie,
   anything in between for soft labels (weighted annotators, score differences);

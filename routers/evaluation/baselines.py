@@ -61,7 +61,7 @@ def length_scores(prompts: Sequence[str]) -> np.ndarray:
     """The prompt-length baseline: longer prompts to the strong model. Uses the project's
     ``LengthRouter`` when present (a monotone map of the length, so the ranking is the same)."""
     try:
-        from routers.length_router import LengthRouter
+        from routers.models.length import LengthRouter
 
         return LengthRouter().score(list(prompts))
     except ImportError:  # pragma: no cover - the router lands in a sibling issue

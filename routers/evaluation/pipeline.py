@@ -59,7 +59,7 @@ class EvalConfig:
     #: explicit strong / weak model lists for the general-data targets (default: tiers 0-1 vs 2)
     strong_models: Sequence[str] | None = None
     weak_models: Sequence[str] | None = None
-    embedder: Any = None  # an Embedder or a spec for routers.router_embedding.embedder_from_spec
+    embedder: Any = None  # an Embedder or a spec for routers.embeddings.embedder_from_spec
     folds: int = 10
     seed: int = 0
     n_random: int = 1000
@@ -86,7 +86,7 @@ def _embedder(spec):
     if spec is not None and not isinstance(spec, str):
         return spec
     try:
-        from routers.router_embedding import embedder_from_spec
+        from routers.embeddings import embedder_from_spec
 
         return embedder_from_spec(spec)
     except ImportError:  # pragma: no cover

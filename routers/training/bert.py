@@ -49,7 +49,7 @@ def train_bert(
     optimizer steps (e.g. for a bounded CPU run). ``num_layers`` keeps only the base's first k
     encoder layers (k=1 scores ~5x faster than MiniLM's 6 on a CPU). Prints one summary line.
     """
-    from routers.bert_classifier import BertClassifierRouter
+    from routers.models.bert import BertClassifierRouter
     from routers.training.common import Timer, TrainResult, set_seed
 
     set_seed(seed)

@@ -91,7 +91,7 @@ def train_causal_llm(
     weight; ``None``: the default training mix) and write the best checkpoint (lowest validation
     log-loss on ``val_fraction`` of the distinct prompts) to ``out_dir``. Returns a TrainResult
     and prints one summary line."""
-    from routers.causal_llm_classifier import DEFAULT_TEMPLATE, CausalLLMRouter
+    from routers.models.causal_llm import DEFAULT_TEMPLATE, CausalLLMRouter
     from routers.training.common import Timer, TrainResult, set_seed
 
     if not base:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from routers.classifier_common import LABELS
+from routers.models.classifier import LABELS
 from routers.errors import ConfigError, DataError
 
 

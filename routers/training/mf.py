@@ -17,11 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from routers.embeddings import Embedder
+from routers.embeddings import Embedder, embedder_from_spec
 from routers.errors import ConfigError, DataError, UnknownModelError
-from routers.matrix_factorization import MatrixFactorizationRouter
+from routers.models.mf import MatrixFactorizationRouter
 from routers.registry import default_checkpoint_dir
-from routers.router_embedding import embedder_from_spec
 from routers.training.common import (
     Timer, TrainResult, load_preferences, progress, set_seed, split_by_prompt, tier_groups, tier_table,
 )

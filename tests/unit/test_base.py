@@ -5,7 +5,7 @@ import pytest
 
 from routers import ConfigError, strong_mask
 from routers.base import validate_threshold
-from routers.random_router import RandomRouter
+from routers.models.random import RandomRouter
 from routers.registry import load_router, router_class, read_config
 from routers.errors import CheckpointError, UnknownRouterError
 

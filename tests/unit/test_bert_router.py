@@ -93,7 +93,7 @@ def test_probabilities_are_three_way(trained):
 
 
 def test_missing_and_malformed_checkpoints(trained, tmp_path):
-    from routers.bert_classifier import BertClassifierRouter
+    from routers.models.bert import BertClassifierRouter
 
     with pytest.raises(CheckpointError, match="nope"):
         BertClassifierRouter.load(tmp_path / "nope")
@@ -142,7 +142,7 @@ def test_trained_model_beats_the_label_prior(trained):
 def test_num_layers_keeps_the_first_layers_and_round_trips(tiny_base, tmp_path):
     """``num_layers`` builds only the base's first k layers, with their pretrained weights, and a
     checkpoint of the smaller model loads back as that model."""
-    from routers.bert_classifier import BertClassifierRouter
+    from routers.models.bert import BertClassifierRouter
 
     full = BertClassifierRouter.from_base(str(tiny_base), max_length=32, seed=0)
     small = BertClassifierRouter.from_base(str(tiny_base), max_length=32, seed=0, num_layers=1)
@@ -160,7 +160,7 @@ def test_num_layers_keeps_the_first_layers_and_round_trips(tiny_base, tmp_path):
 
 @pytest.mark.parametrize("bad", [0, 3, -1, 1.5, True])
 def test_num_layers_out_of_range_is_a_config_error(tiny_base, bad):
-    from routers.bert_classifier import BertClassifierRouter
+    from routers.models.bert import BertClassifierRouter
 
     with pytest.raises(ConfigError, match=r"num_layers must be an integer in \[1, 2\].*got " + repr(bad).replace(".", r"\.")):
         BertClassifierRouter.from_base(str(tiny_base), num_layers=bad)

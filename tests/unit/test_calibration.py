@@ -10,7 +10,7 @@ from routers.base import strong_mask
 from routers.calibration import calibrate, read_prompts, threshold_for_fraction
 from cli.main import main
 from routers.errors import ConfigError, DataError
-from routers.length_router import LengthRouter
+from routers.models.length import LengthRouter
 
 
 @pytest.mark.parametrize("target", [0.0, 0.1, 0.25, 0.5, 0.8, 1.0])

@@ -114,7 +114,7 @@ def test_truncation_keeps_the_template(full):
 
 
 def test_default_template_and_bad_config(tiny_base):
-    from routers.causal_llm_classifier import CausalLLMRouter
+    from routers.models.causal_llm import CausalLLMRouter
 
     router = CausalLLMRouter.from_base(str(tiny_base), max_length=256)
     assert router.score(["Hello?", "Prove it?"]).shape == (2,)
@@ -125,7 +125,7 @@ def test_default_template_and_bad_config(tiny_base):
 
 
 def test_missing_and_malformed_checkpoints(tmp_path, tiny_base):
-    from routers.causal_llm_classifier import CausalLLMRouter
+    from routers.models.causal_llm import CausalLLMRouter
 
     with pytest.raises(CheckpointError, match="absent"):
         CausalLLMRouter.load(tmp_path / "absent")

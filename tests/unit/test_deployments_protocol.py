@@ -204,7 +204,7 @@ def test_preflight_fails_fast_on_missing_checkpoint(tmp_path, monkeypatch):
         preflight(AppArgs.model_validate({"routers": [{"alias": "x", "source": "nope"}]}))
     preflight(AppArgs())  # random needs no checkpoint
     # a checkpoint named by its directory in the checkpoint dir (like mf_static) passes
-    from routers.random_router import RandomRouter
+    from routers.models.random import RandomRouter
 
     RandomRouter(seed=1).save(tmp_path / "my_router")
     preflight(AppArgs.model_validate({"routers": [{"alias": "mine", "source": "my_router"}]}))

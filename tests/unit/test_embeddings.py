@@ -3,12 +3,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from routers.base import routing_text
 from routers.embeddings import (
     CachedEmbedder,
     OpenAIEmbedder,
     SentenceTransformerEmbedder,
     build_embedder,
-    routing_text,
 )
 from routers.errors import ConfigError, EmbeddingError
 from tests.fakes import HashEmbedder
@@ -50,7 +50,7 @@ def test_micro_batches_do_not_change_vectors(minilm):
 
 
 def test_onnx_fp32_matches_sentence_transformers(minilm, tmp_path):
-    from routers.embeddings_onnx import OnnxMiniLMEmbedder
+    from routers.embeddings.onnx_runtime import OnnxMiniLMEmbedder
 
     onnx = OnnxMiniLMEmbedder(precision="fp32", cache_dir=tmp_path)
     long_text = "word " * 600  # longer than the 256-token window: both must truncate the same way

@@ -4,7 +4,7 @@ means of those rows, it is built once and atomically, and a broken table is name
 import numpy as np
 import pytest
 
-from routers import embeddings_static as st
+from routers.embeddings import static as st
 from routers.embeddings import build_embedder, l2_normalize
 from routers.errors import ConfigError, EmbeddingError
 

@@ -70,7 +70,7 @@ def test_eval_cli_bad_benchmark(tmp_path, capsys):
 
 def test_checkpoint_router_scored_and_cached(tmp_path):
     from cli.evaluate import run_eval
-    from routers.length_router import LengthRouter
+    from routers.models.length import LengthRouter
 
     prompts, s, w = synthetic_benchmark(n=100, seed=1)
     bench = tmp_path / "b.csv"

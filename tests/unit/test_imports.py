@@ -76,3 +76,21 @@ def test_import_routers_loads_no_serving_stack_and_no_openai_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing routers pulled in: {out.stdout.strip()}"
+
+
+def test_router_models_are_named_as_the_registry_calls_them():
+    from routers.registry import ROUTER_CLASSES
+
+    for name, target in ROUTER_CLASSES.items():
+        assert target.split(":")[0] == f"routers.models.{name}", (name, target)
+
+
+def test_embedders_import_only_the_common_module_of_their_package():
+    """No import cycle in routers.embeddings: the embedders share ``common``; only ``factory`` (and
+    the package's ``__init__``) import the embedders."""
+    pkg = REPO / "routers" / "embeddings"
+    for path in pkg.glob("*.py"):
+        if path.stem in ("__init__", "factory"):
+            continue
+        inner = {n for n in imported_modules(path) if n.startswith("routers.embeddings")}
+        assert inner <= {"routers.embeddings.common"}, (path.name, inner)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from routers.errors import CheckpointError, ConfigError
-from routers.length_router import LengthRouter
+from routers.models.length import LengthRouter
 from routers.registry import load_router
 
 
@@ -38,7 +38,7 @@ def test_bad_scale_is_named(bad):
 
 
 def test_wrong_checkpoint_kind(tmp_path):
-    from routers.random_router import RandomRouter
+    from routers.models.random import RandomRouter
 
     RandomRouter().save(tmp_path / "r")
     with pytest.raises(CheckpointError, match="random"):

@@ -10,8 +10,8 @@ import pytest
 
 from routers.errors import CheckpointError, ConfigError, UnknownModelError
 from routers.evaluation.metrics import apgr
-from routers.matrix_factorization import MatrixFactorizationRouter
-from routers.random_router import RandomRouter
+from routers.models.mf import MatrixFactorizationRouter
+from routers.models.random import RandomRouter
 from routers.registry import load_router
 from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_benchmark, synthetic_preferences
 

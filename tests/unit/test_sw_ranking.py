@@ -10,9 +10,9 @@ import pytest
 
 from routers.errors import CheckpointError, UnknownModelError
 from routers.evaluation.metrics import apgr
-from routers.random_router import RandomRouter
+from routers.models.random import RandomRouter
 from routers.registry import load_router
-from routers.sw_ranking import SWRankingRouter, bradley_terry, max_similarity, reference_probability
+from routers.models.sw_ranking import SWRankingRouter, bradley_terry, max_similarity, reference_probability
 from tests.fakes import STRONG_MODELS, WEAK_MODELS, HashEmbedder, synthetic_benchmark, synthetic_preferences
 
 CLASSES = {**{m: "strong" for m in STRONG_MODELS}, **{m: "weak" for m in WEAK_MODELS}}

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from routers.base import Router
-from routers.classifier_common import (
+from routers.errors import CheckpointError, ConfigError
+from routers.models.classifier import (
     LabelProbabilities,
     LABELS,
     check_positive_int,
@@ -33,7 +34,6 @@ from routers.classifier_common import (
     resolve_device,
     set_threads,
 )
-from routers.errors import CheckpointError, ConfigError
 from routers.registry import read_config, write_config
 
 MODEL_DIR = "model"

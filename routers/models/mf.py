@@ -29,8 +29,8 @@ import numpy as np
 
 from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError, UnknownModelError
+from routers.models.embedding_router import EmbeddingRouter, load_arrays, require, save_arrays
 from routers.registry import read_config, write_config
-from routers.router_embedding import EmbeddingRouter, load_arrays, require, save_arrays
 
 WEIGHTS_FILE = "model.safetensors"
 PARAM_NAMES = ("W1", "b", "w2", "model_vectors")

@@ -36,8 +36,8 @@ import numpy as np
 
 from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError, UnknownModelError
+from routers.models.embedding_router import EmbeddingRouter, load_arrays, require, save_arrays
 from routers.registry import read_config, write_config
-from routers.router_embedding import EmbeddingRouter, load_arrays, require, save_arrays
 
 WEIGHTS_FILE = "sw_data.safetensors"
 ARRAY_NAMES = ("embeddings", "max_sim", "battle_prompt", "battle_a", "battle_b", "battle_y", "battle_w")

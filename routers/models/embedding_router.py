@@ -2,17 +2,12 @@
 
 - ``EmbeddingRouter``: takes an injected ``Embedder`` or builds the one its checkpoint names,
   lazily (on the first ``score``), so loading a checkpoint never loads a transformer by itself.
-- ``embedder_from_spec``: ``None``/``"all-MiniLM-L6-v2"``/any sentence-transformers name or path/
-  ``"openai:<model>"`` (via ``build_embedder``), or ``"hash-<dim>"``: a deterministic
-  bag-of-words hashing embedder for smoke tests and CI (no model, no download).
 - ``save_arrays`` / ``load_arrays``: safetensors files with a clear ``CheckpointError`` for a
   missing, unreadable or incomplete weights file.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,44 +15,8 @@ from typing import Any
 import numpy as np
 
 from routers.base import Router, check_prompts
-from routers.embeddings import Embedder, build_embedder
+from routers.embeddings import Embedder, embedder_from_spec
 from routers.errors import CheckpointError, ConfigError, EmbeddingError
-
-HASH_PREFIX = "hash-"
-
-
-class HashingEmbedder:
-    """Feature hashing of lower-cased words into ``dim`` signed buckets, L2-normalised float32.
-
-    Prompts sharing words get similar vectors; it is a test/CI stand-in, not a real text model.
-    """
-
-    def __init__(self, dim: int = 64) -> None:
-        if dim < 2:
-            raise ConfigError(f"hash embedder dim must be >= 2, got {dim}")
-        self.dim = int(dim)
-        self.name = f"{HASH_PREFIX}{self.dim}"
-
-    def embed(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, t in enumerate(texts):
-            for w in re.findall(r"\w+", t.lower()):
-                h = int.from_bytes(hashlib.md5(w.encode()).digest()[:4], "little")
-                out[i, h % self.dim] += 1.0 if (h >> 31) & 1 else -1.0
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
-
-
-def embedder_from_spec(spec: str | None = None, cache: bool = True, **kwargs) -> Embedder:
-    """Build an embedder from the name a checkpoint stores (see the module docstring); ``kwargs``
-    (``device``, ``batch_size``, ``num_threads``) go to the model embedder's constructor."""
-    if spec and spec.startswith(HASH_PREFIX):
-        try:
-            dim = int(spec[len(HASH_PREFIX):])
-        except ValueError:
-            raise ConfigError(f"embedder {spec!r}: expected 'hash-<dim>', e.g. 'hash-64'") from None
-        return HashingEmbedder(dim)
-    return build_embedder(spec, cache=cache, **kwargs)
 
 
 class EmbeddingRouter(Router):

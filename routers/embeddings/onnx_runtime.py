@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routers.embeddings import DEFAULT_MODEL, default_cache_dir, local_model_path
+from routers.embeddings.common import DEFAULT_MODEL, default_cache_dir, local_model_path
 from routers.errors import ConfigError, EmbeddingError
 
 log = logging.getLogger(__name__)

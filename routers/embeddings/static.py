@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from routers.embeddings import DEFAULT_MODEL, default_cache_dir, l2_normalize, local_model_path
+from routers.embeddings.common import DEFAULT_MODEL, default_cache_dir, l2_normalize, local_model_path
 from routers.errors import ConfigError, EmbeddingError
 
 log = logging.getLogger(__name__)
