@@ -46,7 +46,7 @@ MODES = ("route", "route-vs-noop", "chat", "chat-vs-direct")
 def ingress_key(env_name: str | None = "RAYROUTE_API_KEYS") -> str | None:
     """A key the ingress accepts: the first of the comma-separated keys in ``$env_name``, the same
     variable the ingress reads (``ingress.api_keys_env``); None when it holds none."""
-    from deployments.ingress import load_api_keys
+    from deployments.http import load_api_keys
 
     keys = load_api_keys(env_name)
     return keys[0].decode() if keys else None

@@ -12,15 +12,16 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from deployments.app import AppArgs
+from deployments.config import AppArgs
+from deployments.protocol import RouterVerdict
 
 
 class ConstantRouter:
     """Answers every routing call with the same decision, without looking at the prompt."""
 
     async def route(self, messages: Any, threshold: float | None = None,
-                    strong_fraction: float | None = None) -> dict[str, Any]:
-        return {"strong": False, "p_strong": 0.0, "threshold": 0.5, "strong_fraction": None}
+                    strong_fraction: float | None = None) -> RouterVerdict:
+        return RouterVerdict(p_strong=0.0, threshold=0.5, strong=False)
 
 
 class NoopIngress:
@@ -39,7 +40,7 @@ class NoopIngress:
             data = json.loads(await request.body())
             out = await ingress.router.route.remote(data.get("messages"), None, None)
             return {"router": "noop", "route": "weak", "routed_model": ingress.weak_model_name,
-                    "p_strong": out["p_strong"], "threshold": out["threshold"], "strong_fraction": None}
+                    "p_strong": out.p_strong, "threshold": out.threshold, "strong_fraction": None}
 
         @app.get("/health")
         async def health():

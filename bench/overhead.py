@@ -172,7 +172,8 @@ def bench_overhead(
     from ray import serve
 
     from bench.noop import build_noop_app
-    from deployments.app import AppArgs, build_app
+    from deployments.app import build_app
+    from deployments.config import AppArgs
 
     app_args = AppArgs.model_validate(args)
     port = _free_port()

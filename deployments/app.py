@@ -1,10 +1,11 @@
-"""The application builder: ``AppArgs`` (validated config) and ``build_app(args)``.
+"""The application builder: ``build_app(args)`` turns ``AppArgs`` (``deployments.config``) into the
+bound Serve application, the ingress at the root.
 
-This is the only module that calls ``serve.deployment(...)``, ``.options()`` and ``.bind()``.
-Every deployment option (replicas, autoscaling_config, ray_actor_options incl. fractional
-num_gpus, max_ongoing_requests) comes from ``args.deployments`` (serve_config.yaml ``args:``), never
-from decorators. Serve's own ``deployments:`` section in serve_config.yaml may still override them
-by deployment name (``Ingress``, ``WeakModel``, ``StrongModel``, ``Router_<alias>``).
+This is the only module of the server that calls ``serve.deployment(...)``, ``.options()`` and
+``.bind()``. Every deployment option (replicas, autoscaling_config, ray_actor_options incl.
+fractional num_gpus, max_ongoing_requests) comes from ``args.deployments`` (serve_config.yaml
+``args:``), never from decorators. Serve's own ``deployments:`` section in serve_config.yaml may
+still override them by deployment name (``Ingress``, ``WeakModel``, ``StrongModel``, ``Router_<alias>``).
 
     serve run serve_config.yaml                      # import_path: deployments.app:build_app
     serve.run(build_app({...}))                      # from Python, same validation
@@ -12,235 +13,9 @@ by deployment name (``Ingress``, ``WeakModel``, ``StrongModel``, ``Router_<alias
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-
-from routers.paths import REPO_ROOT
-
-log = logging.getLogger(__name__)
-
-DEFAULT_WEAK_MODEL = "models/tiny-llama"
-
-
-def _abs(path: str) -> str:
-    """Relative paths in config are relative to the repository root (replicas' cwd varies)."""
-    p = Path(path).expanduser()
-    return str(p if p.is_absolute() else (REPO_ROOT / p))
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-# --- deployment options --------------------------------------------------------------------------
-
-
-class AutoscalingOptions(_Strict):
-    min_replicas: int = Field(1, ge=0, description="fewest replicas")
-    max_replicas: int = Field(1, ge=1, description="most replicas")
-    initial_replicas: int | None = Field(None, ge=0, description="replicas at start (default min_replicas)")
-    target_ongoing_requests: float = Field(2.0, gt=0, description="ongoing requests per replica to aim for")
-    upscale_delay_s: float = Field(10.0, ge=0, description="seconds of high load before adding replicas")
-    downscale_delay_s: float = Field(60.0, ge=0, description="seconds of low load before removing replicas")
-    metrics_interval_s: float | None = Field(None, gt=0, description="how often replicas report load")
-
-    @model_validator(mode="after")
-    def _order(self) -> "AutoscalingOptions":
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"min_replicas {self.min_replicas} > max_replicas {self.max_replicas}")
-        return self
-
-
-class ActorOptions(_Strict):
-    num_cpus: float = Field(0.25, ge=0, description="CPUs reserved per replica (fractions allowed)")
-    num_gpus: float = Field(0.0, ge=0, description="GPUs per replica (fractions allowed, e.g. 0.5)")
-    memory: int | None = Field(None, ge=0, description="bytes of memory reserved per replica")
-    resources: dict[str, float] | None = Field(None, description="custom Ray resources")
-
-
-class DeploymentOptions(_Strict):
-    num_replicas: int | None = Field(None, ge=1, description="fixed replica count (exclusive with autoscaling_config)")
-    autoscaling_config: AutoscalingOptions | None = Field(None, description="autoscale between min and max replicas")
-    max_ongoing_requests: int | None = Field(None, ge=1, description="concurrent requests per replica")
-    ray_actor_options: ActorOptions = Field(default_factory=ActorOptions, description="per-replica resources")
-    health_check_period_s: float | None = Field(None, gt=0, description="seconds between health checks")
-    health_check_timeout_s: float | None = Field(None, gt=0, description="health check timeout in seconds")
-    graceful_shutdown_timeout_s: float | None = Field(None, ge=0, description="seconds to drain on shutdown")
-
-    @model_validator(mode="after")
-    def _exclusive(self) -> "DeploymentOptions":
-        if self.num_replicas is not None and self.autoscaling_config is not None:
-            raise ValueError("set either num_replicas or autoscaling_config, not both")
-        return self
-
-    def to_serve(self) -> dict[str, Any]:
-        out = self.model_dump(exclude_none=True)
-        out["ray_actor_options"] = self.ray_actor_options.model_dump(exclude_none=True)
-        return out
-
-
-class DeploymentsArgs(_Strict):
-    ingress: DeploymentOptions = Field(default_factory=DeploymentOptions, description="the HTTP ingress")
-    router: DeploymentOptions = Field(default_factory=DeploymentOptions,
-                                      description="each router deployment (a router's own `deployment` overrides)")
-    weak_model: DeploymentOptions = Field(
-        default_factory=lambda: DeploymentOptions(ray_actor_options=ActorOptions(num_cpus=1.0)),
-        description="the vLLM weak-model replica")
-    strong_model: DeploymentOptions = Field(default_factory=DeploymentOptions, description="the strong-model API client")
-
-
-# --- parts ---------------------------------------------------------------------------------------
-
-
-class CalibrationArgs(_Strict):
-    prompts_file: str = Field(description="prompts to calibrate strong-fraction -> threshold (.jsonl/.csv/.txt)")
-    field: str = Field("instruction", description="JSON key / CSV column holding the prompt")
-    max_prompts: int = Field(500, ge=10, le=100_000, description="prompts scored at start-up")
-    required: bool = Field(False, description="fail start-up if the file is missing (else: fraction names disabled)")
-
-    @field_validator("prompts_file")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        return _abs(v)
-
-
-class RouterArgs(_Strict):
-    alias: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="name in 'router-<alias>-<threshold>'")
-    source: str | None = Field(None, description="registry name or checkpoint directory (default: alias)")
-    kwargs: dict[str, Any] = Field(default_factory=dict, description="constructor/load overrides, e.g. {seed: 1}")
-    default_threshold: float = Field(0.5, ge=0.0, le=1.0, allow_inf_nan=False,
-                                     description="threshold for 'router-<alias>' with none given")
-    calibration: CalibrationArgs | None = Field(None, description="enables 'router-<alias>-strong<fraction>'")
-    max_batch_size: int = Field(16, ge=1, le=1024, description="@serve.batch size")
-    batch_wait_timeout_s: float = Field(0.005, ge=0, le=1, description="@serve.batch wait")
-    placement: Literal["replica", "ingress"] = Field("replica", description=(
-        "'replica': the router is its own autoscaled deployment (GPU-able; the default). 'ingress': "
-        "it scores inside the ingress process, saving a Serve hop per request; for routers that "
-        "score in microseconds (static embeddings, random, length), scaled with the ingress"))
-    torch_threads: int | None = Field(None, ge=1, le=256, description=(
-        "torch intra-op threads in the router replica (default: Ray's OMP_NUM_THREADS, which is 1 "
-        "for a fractional num_cpus); more threads embed a batch faster when the node has idle cores"))
-    score_cache_entries: int = Field(0, ge=0, le=10_000_000, description=(
-        "keep the scores of up to this many recent distinct prompts per replica (~180 bytes each; "
-        "prompts are stored as digests) and reuse them: same decisions, no re-scoring of a repeated "
-        "prompt. 0 (default) turns it off; ignored for the per-call random router"))
-    reload_token: str | None = Field(None, description="change to force a checkpoint reload (reconfigure)")
-    deployment: DeploymentOptions | None = Field(None, description="overrides deployments.router")
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        looks_like_path = "/" in v or v.startswith(".") or v.startswith("~")
-        return _abs(v) if looks_like_path else v
-
-    @model_validator(mode="after")
-    def _placement(self) -> "RouterArgs":
-        if self.placement == "ingress" and self.deployment is not None:
-            raise ValueError(f"router {self.alias!r} is placed in the ingress, so it has no deployment of its "
-                             "own: remove `deployment` (it scales with deployments.ingress) or use placement: replica")
-        return self
-
-    def user_config(self) -> dict[str, Any]:
-        return {
-            "source": self.source or self.alias,
-            "kwargs": self.kwargs,
-            "default_threshold": self.default_threshold,
-            "calibration": self.calibration.model_dump() if self.calibration else None,
-            "max_batch_size": self.max_batch_size,
-            "batch_wait_timeout_s": self.batch_wait_timeout_s,
-            "torch_threads": self.torch_threads,
-            "score_cache_entries": self.score_cache_entries,
-            "reload_token": self.reload_token,
-        }
-
-
-class WeakModelArgs(_Strict):
-    model: str = Field(DEFAULT_WEAK_MODEL, description="local model directory (or hub id where downloads are allowed)")
-    served_model_name: str | None = Field(None, description="name reported in responses (default: weak-<dir name>)")
-    build_if_missing: bool = Field(True, description="build the tiny random Llama if `model` is the default and missing")
-    dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="weights dtype")
-    max_model_len: int = Field(1024, ge=64, description="context length in tokens")
-    enforce_eager: bool = Field(True, description="no graph capture / compile (needed on CPU)")
-    kv_cache_space_gib: int = Field(1, ge=1, le=512, description="VLLM_CPU_KVCACHE_SPACE on CPU, GiB")
-    max_tokens_default: int = Field(128, ge=1, description="max_tokens when a request gives none")
-    max_num_seqs: int = Field(16, ge=1, description="concurrent sequences in the engine")
-    engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="more AsyncEngineArgs fields")
-
-    @model_validator(mode="after")
-    def _resolve(self) -> "WeakModelArgs":
-        looks_local = self.model.startswith((".", "/", "~")) or self.model.startswith("models/")
-        if looks_local:
-            self.model = _abs(self.model)
-        if self.served_model_name is None:
-            self.served_model_name = "weak-" + Path(self.model).name
-        return self
-
-    def engine_args(self) -> dict[str, Any]:
-        return {"dtype": self.dtype, "max_model_len": self.max_model_len, "enforce_eager": self.enforce_eager,
-                "max_num_seqs": self.max_num_seqs, "disable_log_stats": True, **self.engine_kwargs}
-
-
-class StrongModelArgs(_Strict):
-    base_url: str = Field("https://api.openai.com/v1", description="any OpenAI-compatible API base URL")
-    model: str = Field("gpt-4o", description="model name at that API (also the name reported)")
-    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                             description="environment variable holding the API key")
-    request_timeout_s: float = Field(60.0, gt=0, le=3600, description="per-attempt timeout, seconds")
-    max_retries: int = Field(2, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors")
-    backoff_initial_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry")
-    backoff_max_s: float = Field(8.0, ge=0, description="retry delay cap (also caps Retry-After)")
-    fallback: Literal["weak", "error"] = Field("weak", description="when the strong model fails: use the weak one, or 502/504")
-    cooldown_failures: int = Field(5, ge=0, le=1000,
-                                   description="consecutive failed attempts that start a cooldown (0 = never)")
-    cooldown_s: float = Field(30.0, ge=0, le=3600, description="seconds the provider is skipped once cooling down")
-
-
-class IngressArgs(_Strict):
-    api_keys_env: str | None = Field("RAYROUTE_API_KEYS", description="env var with comma-separated ingress keys; unset/empty = open")
-    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="larger request bodies get 413")
-    router_timeout_s: float = Field(10.0, gt=0, description="routing decision timeout, seconds")
-    backend_timeout_s: float = Field(120.0, gt=0, description="model call / stream-chunk timeout, seconds")
-    on_router_error: Literal["error", "weak", "strong"] = Field("error", description="when a router replica fails")
-
-
-class PriceArgs(_Strict):
-    input_usd_per_1m_tokens: float = Field(0.0, ge=0, description="$ per 1M prompt tokens")
-    output_usd_per_1m_tokens: float = Field(0.0, ge=0, description="$ per 1M completion tokens")
-
-
-class AppArgs(_Strict):
-    """Everything ``build_app`` needs; serve_config.yaml ``args:`` and Python callers alike."""
-
-    routers: list[RouterArgs] = Field(default_factory=lambda: [RouterArgs(alias="random")], min_length=1,
-                                      description="one Serve deployment per router")
-    default_router: str | None = Field(None, description="router for bare 'router' requests (default: the first)")
-    weak_model: WeakModelArgs = Field(default_factory=WeakModelArgs, description="local vLLM model")
-    strong_model: StrongModelArgs = Field(default_factory=StrongModelArgs, description="remote API model")
-    ingress: IngressArgs = Field(default_factory=IngressArgs, description="HTTP front door")
-    strong_price: PriceArgs = Field(default_factory=lambda: PriceArgs(input_usd_per_1m_tokens=2.5,
-                                                                      output_usd_per_1m_tokens=10.0),
-                                    description="estimated $ of the strong model")
-    weak_price: PriceArgs = Field(default_factory=PriceArgs, description="estimated $ of the weak model")
-    deployments: DeploymentsArgs = Field(default_factory=DeploymentsArgs, description="Serve deployment options")
-
-    @model_validator(mode="after")
-    def _check(self) -> "AppArgs":
-        aliases = [r.alias for r in self.routers]
-        dupes = sorted({a for a in aliases if aliases.count(a) > 1})
-        if dupes:
-            raise ValueError(f"router aliases must be unique; repeated: {dupes}")
-        if self.default_router is None:
-            self.default_router = aliases[0]
-        elif self.default_router not in aliases:
-            raise ValueError(f"default_router {self.default_router!r} is not one of the routers {aliases}")
-        if self.weak_model.served_model_name == self.strong_model.model:
-            raise ValueError("the weak and strong models need different names")
-        return self
+from deployments.config import DEFAULT_WEAK_MODEL, AppArgs, _abs
 
 
 def preflight(args: AppArgs) -> None:
@@ -263,6 +38,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     """Validate ``args`` and return the bound Serve application (ingress at the root)."""
     from ray import serve
 
+    from deployments.chat import ServedModels
     from deployments.ingress import Ingress
     from deployments.router_replica import InProcessRouter, RouterReplica
     from deployments.strong_model import StrongModel
@@ -273,13 +49,16 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     d = cfg.deployments
 
     routers: dict[str, Any] = {}
+    local_routers: dict[str, InProcessRouter] = {}
     for r in cfg.routers:
         if r.placement == "ingress":
-            routers[r.alias] = InProcessRouter(r.alias, r.user_config())
+            local_routers[r.alias] = InProcessRouter(r.alias, r.user_config())
             continue
+        # the configuration goes only as user_config: Serve hands it to reconfigure() at start
+        # and on every change
         opts = (r.deployment or d.router).to_serve()
         dep = serve.deployment(RouterReplica, name=f"Router_{r.alias}").options(user_config=r.user_config(), **opts)
-        routers[r.alias] = dep.bind(r.alias, r.user_config())
+        routers[r.alias] = dep.bind(r.alias)
 
     w = cfg.weak_model
     weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
@@ -295,17 +74,14 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         cooldown_failures=s.cooldown_failures, cooldown_s=s.cooldown_s,
     )
 
-    ing = cfg.ingress
-    prices = {
-        s.model: [cfg.strong_price.input_usd_per_1m_tokens, cfg.strong_price.output_usd_per_1m_tokens],
-        w.served_model_name: [cfg.weak_price.input_usd_per_1m_tokens, cfg.weak_price.output_usd_per_1m_tokens],
-    }
-    ingress_cls = serve.ingress()(Ingress)
-    policies = {"fallback": s.fallback, "on_router_error": ing.on_router_error}  # user_config: in-place updates
-    return serve.deployment(ingress_cls, name="Ingress").options(user_config=policies, **d.ingress.to_serve()).bind(
-        routers, weak, strong,
-        weak_model_name=w.served_model_name, strong_model_name=s.model, default_router=cfg.default_router,
-        fallback=s.fallback, on_router_error=ing.on_router_error, api_keys_env=ing.api_keys_env,
-        max_body_bytes=ing.max_body_bytes, router_timeout_s=ing.router_timeout_s,
-        backend_timeout_s=ing.backend_timeout_s, prices_usd_per_1m=prices,
+    models = ServedModels(
+        strong=s.model, weak=w.served_model_name, default_router=cfg.default_router, fallback=s.fallback,
+        prices_usd_per_1m={
+            s.model: (cfg.strong_price.input_usd_per_1m_tokens, cfg.strong_price.output_usd_per_1m_tokens),
+            w.served_model_name: (cfg.weak_price.input_usd_per_1m_tokens, cfg.weak_price.output_usd_per_1m_tokens),
+        },
     )
+    ingress_cls = serve.ingress()(Ingress)
+    policies = {"fallback": s.fallback, "on_router_error": cfg.ingress.on_router_error}  # changeable in place
+    return serve.deployment(ingress_cls, name="Ingress").options(user_config=policies, **d.ingress.to_serve()).bind(
+        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers)

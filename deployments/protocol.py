@@ -14,7 +14,6 @@ Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the g
 
 from __future__ import annotations
 
-import math
 import re
 import time
 import uuid
@@ -23,9 +22,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
+from routers.base import validate_threshold
+from routers.errors import ConfigError
+
 from deployments.errors import ModelNameError, ThresholdError
 
 ROUTER_PREFIX = "router-"
+#: the sampling parameters passed through to both models as they are (``stop``, ``n`` and
+#: ``max_tokens`` are passed too, each with its own handling)
+SAMPLING_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 STRONG_FRACTION_PREFIX = "strong"
 #: longest accepted model string
 MAX_MODEL_NAME = 200
@@ -52,12 +57,13 @@ def _parse_unit_interval(text: str, what: str, model: str, example: str) -> floa
         raise ModelNameError(
             f"{what} {text!r} in model {model!r} is not a number; use e.g. {example!r}", param="model"
         ) from None
-    if math.isnan(value) or math.isinf(value) or not 0.0 <= value <= 1.0:
+    try:
+        return validate_threshold(value)  # the library's one range check, for fractions too
+    except ConfigError:
         raise ThresholdError(
             f"{what} {text!r} in model {model!r} is out of range; it must be in [0, 1], e.g. {example!r}",
             param="model",
-        )
-    return value
+        ) from None
 
 
 _EXPONENT_SPEC = re.compile(r"(strong)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
@@ -195,7 +201,7 @@ class ChatCompletionRequest(BaseModel):
     def backend_payload(self, model: str) -> dict[str, Any]:
         """What the weak/strong replicas receive: plain JSON-able dict, ``model`` = backend model."""
         out: dict[str, Any] = {"model": model, "messages": self.messages_as_dicts(), "n": self.n}
-        for key in ("temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty"):
+        for key in (*SAMPLING_PARAMS, "stop"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -284,13 +290,28 @@ class ChatCompletionChunk(BaseModel):
     usage: Usage | None = None
 
 
+@dataclass(frozen=True)
+class RouterVerdict:
+    """A router's answer for one conversation (``RouterReplica.route``)."""
+
+    p_strong: float
+    threshold: float
+    strong: bool
+    cached: bool = False  # the score came from the replica's score cache
+
+
 class RouteDecision(BaseModel):
-    router: str
+    """The routing decision of one request, from ``ChatService.decide`` to the response: the body of
+    ``POST /v1/route`` and the ``x-router*`` headers of a chat completion."""
+
+    router: str  # "none" when the request named a model
     routed_model: str
     route: Literal["strong", "weak"]
     p_strong: float | None = None
     threshold: float | None = None
     strong_fraction: float | None = None
+    #: why the decision is not the router's (its replica failed), for the x-rayroute-fallback header
+    fallback: str | None = Field(None, exclude=True)
 
 
 class ModelCard(BaseModel):

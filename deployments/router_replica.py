@@ -1,8 +1,9 @@
 """One router, served: batched scoring off the event loop, hot checkpoint reload, calibration.
 
 Plain class; ``deployments.app`` turns it into a Serve deployment (one per configured router).
-``user_config`` (serve_config.yaml / ``serve deploy``) goes to ``reconfigure``: a changed
-``source``/``kwargs``/``reload_token`` reloads the router in place, without restarting the replica.
+Its configuration reaches it one way: Serve's ``user_config`` (serve_config.yaml / ``serve
+deploy``), validated as ``RouterConfig``, goes to ``reconfigure`` at start and on every change; a
+changed ``source``/``kwargs``/``reload_token`` reloads the router in place, without a restart.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from routers.base import Router, routing_text, strong_mask, validate_threshold
 from routers.calibration import read_prompts, threshold_for_fraction
 from routers.registry import load_router
 
+from deployments.config import CalibrationArgs, RouterConfig
 from deployments.errors import CalibrationUnavailableError, ThresholdError
+from deployments.protocol import RouterVerdict
 from deployments.score_cache import ScoreCache
 
 log = logging.getLogger("ray.serve")
@@ -37,44 +40,44 @@ def _no_prompt_cache(router: Router) -> None:
 
 
 class RouterReplica:
-    """Wraps one ``routers`` Router. ``route(text, threshold, strong_fraction)`` is the hot path."""
+    """Wraps one ``routers`` Router. ``route(text, threshold, strong_fraction)`` is the hot path.
+
+    Serve builds it with the alias only and then calls ``reconfigure``; outside Serve (a router
+    placed in the ingress, tests) pass ``config`` to build it configured."""
 
     def __init__(
         self,
         alias: str,
-        config: dict[str, Any],
+        config: RouterConfig | dict[str, Any] | None = None,
         loader: Callable[..., Router] = load_router,
     ) -> None:
         self.alias = alias
         self._loader = loader
-        self._config: dict[str, Any] = {}
+        self._config: RouterConfig | None = None
         self._router: Router | None = None
         self._cache: ScoreCache | None = None
         self._calibration: np.ndarray | None = None
         self._calibration_note = "no calibration configured"
-        self._apply(config)
+        if config is not None:
+            self.reconfigure(config)
 
     # --- configuration ---------------------------------------------------------------------------
 
-    def reconfigure(self, user_config: dict[str, Any]) -> None:
+    def reconfigure(self, user_config: RouterConfig | dict[str, Any]) -> None:
         """Serve calls this with the deployment's user_config (at start and on every change)."""
-        self._apply(user_config)
-
-    def _apply(self, config: dict[str, Any]) -> None:
-        config = dict(config or {})
-        default_threshold = validate_threshold(config.get("default_threshold", 0.5))
-        threads = config.get("torch_threads")
-        if threads and threads != self._config.get("torch_threads"):
+        new = RouterConfig.model_validate(user_config if isinstance(user_config, RouterConfig) else dict(user_config))
+        old = self._config
+        if new.torch_threads and (old is None or new.torch_threads != old.torch_threads):
             from routers.models.classifier import set_threads
 
-            set_threads(int(threads))  # process-wide: this replica process serves one router
-            log.info("router %r: torch intra-op threads set to %d", self.alias, int(threads))
+            set_threads(new.torch_threads)  # process-wide: this replica process serves one router
+            log.info("router %r: torch intra-op threads set to %d", self.alias, new.torch_threads)
         reload_keys = ("source", "kwargs", "reload_token")
-        needs_reload = self._router is None or any(config.get(k) != self._config.get(k) for k in reload_keys)
+        needs_reload = self._router is None or any(getattr(new, k) != getattr(old, k) for k in reload_keys)
         if needs_reload:
-            source = config.get("source") or self.alias
+            source = new.source or self.alias
             t0 = time.perf_counter()
-            router = self._loader(source, **(config.get("kwargs") or {}))
+            router = self._loader(source, **new.kwargs)
             _no_prompt_cache(router)
             log.info("router %r loaded from %r in %.2fs: %s", self.alias, source, time.perf_counter() - t0,
                      router.describe())
@@ -84,19 +87,13 @@ class RouterReplica:
             router.score([f"warm-up {time.time_ns()}"])
             log.info("router %r warmed up in %.2fs", self.alias, time.perf_counter() - t1)
             self._router = router
-        entries = int(config.get("score_cache_entries") or 0)
-        if needs_reload or entries != int(self._config.get("score_cache_entries") or 0):
-            self._cache = self._make_cache(entries)  # a new router never sees the old one's scores
-        if needs_reload or config.get("calibration") != self._config.get("calibration"):
-            self._calibrate(config.get("calibration"))
-        batch = config.get("max_batch_size")
-        if batch:
-            self.score_batch.set_max_batch_size(int(batch))
-        wait = config.get("batch_wait_timeout_s")
-        if wait is not None:
-            self.score_batch.set_batch_wait_timeout_s(float(wait))
-        config["default_threshold"] = default_threshold
-        self._config = config
+        if needs_reload or new.score_cache_entries != old.score_cache_entries:
+            self._cache = self._make_cache(new.score_cache_entries)  # a new router never sees the old one's scores
+        if needs_reload or new.calibration != old.calibration:
+            self._calibrate(new.calibration)
+        self.score_batch.set_max_batch_size(new.max_batch_size)
+        self.score_batch.set_batch_wait_timeout_s(new.batch_wait_timeout_s)
+        self._config = new
 
     def _make_cache(self, entries: int) -> ScoreCache | None:
         if entries <= 0:
@@ -108,21 +105,21 @@ class RouterReplica:
         log.info("router %r: caching up to %d prompt scores", self.alias, entries)
         return ScoreCache(entries)
 
-    def _calibrate(self, cal: dict[str, Any] | None) -> None:
+    def _calibrate(self, cal: CalibrationArgs | None) -> None:
         self._calibration = None
-        if not cal:
+        if cal is None:
             self._calibration_note = "no calibration configured"
             return
-        path = Path(cal["prompts_file"])
+        path = Path(cal.prompts_file)
         if not path.is_file():
             note = f"calibration prompts file {str(path)!r} does not exist"
-            if cal.get("required", False):
+            if cal.required:
                 raise FileNotFoundError(note + "; fix calibration.prompts_file or set required: false")
             log.warning("router %r: %s; strong-fraction model names are disabled", self.alias, note)
             self._calibration_note = note
             return
         # the library's reader: DataError names the file and line of a malformed or empty sample
-        prompts = read_prompts(path, cal.get("field", "instruction"))[: int(cal.get("max_prompts", 500))]
+        prompts = read_prompts(path, cal.field)[: cal.max_prompts]
         t0 = time.perf_counter()
         scores = np.asarray(self._router.score(prompts), dtype=np.float64)
         self._calibration = np.sort(scores)
@@ -151,7 +148,7 @@ class RouterReplica:
                 )
             return threshold_for_fraction(self._calibration, strong_fraction)
         if threshold is None:
-            return float(self._config["default_threshold"])
+            return self._config.default_threshold
         try:
             return validate_threshold(threshold)
         except ValueError as exc:
@@ -162,9 +159,8 @@ class RouterReplica:
         messages_or_text: list[dict[str, Any]] | str,
         threshold: float | None = None,
         strong_fraction: float | None = None,
-    ) -> dict[str, Any]:
-        """Score one conversation and apply the threshold rule. Returns p_strong, threshold, strong and
-        cached (the score came from the score cache)."""
+    ) -> RouterVerdict:
+        """Score one conversation and apply the threshold rule."""
         alpha = self.resolve_threshold(threshold, strong_fraction)
         text = routing_text(messages_or_text)
         cache = self._cache
@@ -175,15 +171,14 @@ class RouterReplica:
         else:
             p, cached = await self.score_batch(text)
         strong = bool(strong_mask([p], alpha)[0])
-        return {"router": self.alias, "p_strong": p, "threshold": alpha, "strong": strong,
-                "strong_fraction": strong_fraction, "cached": cached}
+        return RouterVerdict(p_strong=p, threshold=alpha, strong=strong, cached=cached)
 
     def describe(self) -> dict[str, Any]:
         info = dict(self._router.describe()) if self._router is not None else {}
         return {
             "alias": self.alias,
             "router": info,
-            "default_threshold": self._config.get("default_threshold"),
+            "default_threshold": self._config.default_threshold if self._config is not None else None,
             "calibration": self._calibration_note,
             "calibrated": self._calibration is not None,
             "score_cache": self._cache.stats() if self._cache is not None else None,
@@ -226,7 +221,7 @@ class InProcessRouter:
             self._replica = RouterReplica(self.alias, self.config)
         return self
 
-    async def _route(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    async def _route(self, *args: Any, **kwargs: Any) -> RouterVerdict:
         return await self.start()._replica.route(*args, **kwargs)
 
     def __getstate__(self) -> dict[str, Any]:  # never ship a loaded router across processes

@@ -31,10 +31,11 @@ from deployments.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from deployments.protocol import SAMPLING_PARAMS
 
 log = logging.getLogger("ray.serve")
 
-PASS_THROUGH = ("temperature", "top_p", "max_tokens", "stop", "n", "seed", "presence_penalty", "frequency_penalty")
+PASS_THROUGH = (*SAMPLING_PARAMS, "max_tokens", "stop", "n")
 
 
 def default_client_factory(base_url: str, api_key: str, timeout_s: float) -> Any:

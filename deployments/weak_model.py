@@ -21,6 +21,7 @@ from typing import Any
 
 from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError
 from deployments.protocol import (
+    SAMPLING_PARAMS,
     ChatCompletion,
     ChatCompletionChunk,
     Choice,
@@ -108,7 +109,7 @@ class WeakModel:
             "stop": [stop] if isinstance(stop, str) else stop,
             "output_kind": RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
         }
-        for key in ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty"):
+        for key in SAMPLING_PARAMS:
             if req.get(key) is not None:
                 kwargs[key] = req[key]
         return SamplingParams(**kwargs)

@@ -14,6 +14,8 @@ import httpx
 import pytest
 
 from deployments import errors as E
+from deployments.chat import ServedModels
+from deployments.config import IngressArgs
 from deployments.ingress import Ingress
 from deployments.metrics import ServingMetrics
 
@@ -95,9 +97,10 @@ class Strong:
 
 
 def _app(strong, fallback="weak"):
-    ing = Ingress({}, _Handle(Weak()), _Handle(strong), weak_model_name="weak", strong_model_name="strong",
-                  default_router="none", fallback=fallback, api_keys_env=None,
-                  prices_usd_per_1m={"strong": [1e6, 1e6]}, metrics=ServingMetrics(export=False))
+    ing = Ingress({}, _Handle(Weak()), _Handle(strong),
+                  models=ServedModels(strong="strong", weak="weak", default_router="none", fallback=fallback,
+                                      prices_usd_per_1m={"strong": (1e6, 1e6)}),
+                  args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
     return ing, ing.build_asgi_app()
 
 

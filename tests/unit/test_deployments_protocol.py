@@ -11,7 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from deployments import errors as E
-from deployments.app import AppArgs
+from deployments.config import AppArgs
 from deployments.protocol import ChatCompletionRequest, ModelSelection, RouteRequest, parse_model_name
 from routers.errors import CheckpointError, ConfigError
 from routers.errors import UnknownRouterError
@@ -217,12 +217,15 @@ def test_preflight_fails_fast_on_missing_checkpoint(tmp_path, monkeypatch):
 
 
 def _ingress(monkeypatch, keys="k1,k2"):
+    from deployments.chat import ServedModels
+    from deployments.config import IngressArgs
     from deployments.ingress import Ingress
     from deployments.metrics import ServingMetrics
 
     monkeypatch.setenv("RR_UNIT_KEYS", keys)
-    return Ingress({"random": object()}, object(), object(), weak_model_name="weak", strong_model_name="strong",
-                   default_router="random", api_keys_env="RR_UNIT_KEYS", max_body_bytes=2048,
+    return Ingress({"random": object()}, object(), object(),
+                   models=ServedModels(strong="strong", weak="weak", default_router="random"),
+                   args=IngressArgs(api_keys_env="RR_UNIT_KEYS", max_body_bytes=2048),
                    metrics=ServingMetrics(export=False))
 
 

@@ -314,7 +314,7 @@ def test_app_args_validator_uses_the_builders_model(monkeypatch):
 
 
 def test_app_args_validator_rejects_with_the_real_app_args(crds):
-    from deployments.app import AppArgs
+    from deployments.config import AppArgs
 
     assert k8s.args_model("deployments.app:build_app") is AppArgs
     rs = rayservice("gpu")
@@ -388,7 +388,7 @@ def test_gpu_manifest_sizing():
 
 def effective_deployments(config: dict) -> dict[str, dict]:
     """Serve options per deployment name, as build_app + Serve's `deployments:` overrides give them."""
-    from deployments.app import AppArgs
+    from deployments.config import AppArgs
 
     (app,) = config["applications"]
     args = AppArgs.model_validate(app.get("args") or {})

@@ -15,8 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 
 from deployments.errors import ModelNameError, ServingError, ThresholdError, classify, from_validation_error
-from deployments.ingress import Ingress
-from deployments.metrics import ServingMetrics
+from deployments.http import read_json
 from deployments.protocol import ChatCompletionRequest, RouteRequest, parse_model_name
 
 FIELDS = set(ChatCompletionRequest.model_fields)
@@ -130,8 +129,6 @@ def _request(body: bytes, content_type: str | None = "application/json", chunked
     return Request({"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": headers}, receive)
 
 
-_INGRESS = Ingress({}, None, None, weak_model_name="weak-x", strong_model_name="gpt-4o", default_router="random",
-                   api_keys_env=None, max_body_bytes=4096, metrics=ServingMetrics(export=False))
 
 
 @settings(max_examples=400, deadline=None)
@@ -141,7 +138,7 @@ _INGRESS = Ingress({}, None, None, weak_model_name="weak-x", strong_model_name="
        st.booleans())
 def test_read_json_returns_an_object_or_a_clean_4xx(body, ctype, chunked):
     try:
-        data = asyncio.run(_INGRESS.read_json(_request(body, ctype, chunked)))
+        data = asyncio.run(read_json(_request(body, ctype, chunked), max_body_bytes=4096))
     except ServingError as exc:
         status, out = classify(exc)
         assert status in (400, 413, 415), (status, out)

@@ -5,7 +5,7 @@ a replica context: the integration tests drive it.)"""
 import pytest
 import torch
 
-from deployments.app import RouterArgs
+from deployments.config import RouterArgs
 from deployments.errors import CalibrationUnavailableError, ThresholdError
 from deployments.router_replica import RouterReplica
 from routers.registry import load_router

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from deployments.app import RouterArgs
+from deployments.config import RouterArgs
 from deployments.router_replica import RouterReplica
 from deployments.score_cache import ScoreCache
 from routers.registry import load_router
@@ -116,5 +116,5 @@ def test_replica_answers_a_hit_without_the_batch_queue():
     replica = _replica("hashed", "random", {"seed": 0, "per_prompt": True}, 8)
     [(p, _)] = replica._cache.score(["hello"], replica._router.score)
     out = asyncio.run(replica.route([{"role": "user", "content": "hello"}], 0.3))
-    assert out["cached"] is True and out["p_strong"] == p and out["strong"] == (p >= 0.3)
+    assert out.cached is True and out.p_strong == p and out.strong == (p >= 0.3)
     assert replica._cache.stats()["hits"] == 1

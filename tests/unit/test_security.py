@@ -14,9 +14,12 @@ import httpx
 import openai
 import pytest
 
-from deployments import ingress as ingress_mod
+from deployments import http as http_mod
+from deployments.chat import ServedModels
+from deployments.config import IngressArgs
 from deployments.errors import AuthenticationError, classify
-from deployments.ingress import Ingress, load_api_keys
+from deployments.http import ApiKeyAuth, load_api_keys
+from deployments.ingress import Ingress
 from deployments.metrics import ServingMetrics
 from deployments.strong_model import StrongModel
 
@@ -33,12 +36,13 @@ class _Handle:
 
 def _ingress(monkeypatch, keys: str) -> Ingress:
     monkeypatch.setenv("RR_SEC_KEYS", keys)
-    return Ingress({"random": _Handle()}, _Handle(), _Handle(), weak_model_name="weak", strong_model_name="strong",
-                   default_router="random", api_keys_env="RR_SEC_KEYS", metrics=ServingMetrics(export=False))
+    return Ingress({"random": _Handle()}, _Handle(), _Handle(),
+                   models=ServedModels(strong="strong", weak="weak", default_router="random"),
+                   args=IngressArgs(api_keys_env="RR_SEC_KEYS"), metrics=ServingMetrics(export=False))
 
 
 def test_api_keys_compared_with_hmac_compare_digest_no_early_exit(monkeypatch):
-    src = inspect.getsource(Ingress.check_auth)
+    src = inspect.getsource(ApiKeyAuth.check)
     assert "hmac.compare_digest" in src
     # no short-circuiting comparison of the presented token with a key
     assert not re.search(r"token\s*(==|!=|in\b)|(==|!=)\s*token|key\s*==|==\s*key|startswith\(", src), src
@@ -50,12 +54,12 @@ def test_api_keys_compared_with_hmac_compare_digest_no_early_exit(monkeypatch):
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(ingress_mod.hmac, "compare_digest", spy)
-    ing.check_auth(f"Bearer {KEY_A}")  # matches the first key: the second is still compared
+    monkeypatch.setattr(http_mod.hmac, "compare_digest", spy)
+    ing.auth.check(f"Bearer {KEY_A}")  # matches the first key: the second is still compared
     assert len(calls) == 2 and all(isinstance(a, bytes) and isinstance(b, bytes) for a, b in calls)
     calls.clear()
     with pytest.raises(AuthenticationError):
-        ing.check_auth("Bearer wrong")
+        ing.auth.check("Bearer wrong")
     assert len(calls) == 2
 
 
@@ -64,7 +68,7 @@ def test_api_keys_compared_with_hmac_compare_digest_no_early_exit(monkeypatch):
 def test_wrong_or_missing_key_is_401_without_any_key_in_it(monkeypatch, header):
     ing = _ingress(monkeypatch, f"{KEY_A},{KEY_B}")
     with pytest.raises(AuthenticationError) as ei:
-        ing.check_auth(header)
+        ing.auth.check(header)
     status, body = classify(ei.value)
     text = str(body)
     assert status == 401 and body["error"]["type"] == "authentication_error"
@@ -75,7 +79,7 @@ def test_keys_loaded_and_logged_as_a_count_only(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     ing = _ingress(monkeypatch, f" {KEY_A} , ,{KEY_B}")
     assert load_api_keys("RR_SEC_KEYS") == [KEY_A.encode(), KEY_B.encode()]
-    ing.check_auth(f"Bearer {KEY_B}")
+    ing.auth.check(f"Bearer {KEY_B}")
     assert "2 configured" in caplog.text
     assert KEY_A not in caplog.text and KEY_B not in caplog.text
 

@@ -1,0 +1,269 @@
+"""The chat service behind the ingress's HTTP layer: decide the route, forward the request, fall back,
+stream. It sees deployment handles only (objects with Serve's ``h.method.remote(...)`` call shape),
+so it runs without Ray too, which is how the unit tests drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from routers.errors import ConfigError, UnknownRouterError
+
+from deployments.config import IngressArgs
+from deployments.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    ServingError,
+    UpstreamError,
+    UpstreamUnavailableError,
+    classify,
+    unwrap,
+)
+from deployments.metrics import ServingMetrics
+from deployments.protocol import (
+    ROUTER_PREFIX,
+    ChatCompletionRequest,
+    ModelCard,
+    ModelList,
+    ModelSelection,
+    RouteDecision,
+    RouteRequest,
+    RouterVerdict,
+    parse_model_name,
+)
+
+log = logging.getLogger("ray.serve")
+_T = TypeVar("_T")
+Route = Literal["strong", "weak"]
+
+
+@dataclass(frozen=True)
+class ServedModels:
+    """The two models the app serves, the router a bare ``router`` request uses, and the strong
+    model's failure policy (``weak``: answer with the weak model; ``error``: 502/504)."""
+
+    strong: str
+    weak: str
+    default_router: str
+    fallback: Literal["weak", "error"] = "weak"
+    #: model name -> ($ per 1M prompt tokens, $ per 1M completion tokens), for the cost metric
+    prices_usd_per_1m: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+async def _await(response: Any) -> Any:
+    return await response
+
+
+class ChatService:
+    """``routers``: alias -> handle of a router deployment, or an in-process router with the same
+    ``route.remote`` interface. ``fallback`` and ``on_router_error`` may change in place
+    (``Ingress.reconfigure``)."""
+
+    def __init__(self, routers: dict[str, Any], weak: Any, strong: Any, models: ServedModels, args: IngressArgs,
+                 metrics: ServingMetrics) -> None:
+        self.routers = dict(routers)
+        self.weak = weak
+        self.strong = strong
+        self.models = models
+        self.fallback = models.fallback
+        self.on_router_error = args.on_router_error
+        self.router_timeout_s = args.router_timeout_s
+        self.backend_timeout_s = args.backend_timeout_s
+        self.metrics = metrics
+        self._strong_info: dict[str, Any] | None = None
+
+    # --- the decision ----------------------------------------------------------------------------
+
+    def select(self, model: str) -> ModelSelection:
+        if model == "router":  # bare 'router': the default router at its default threshold
+            return ModelSelection(router=self.models.default_router)
+        sel = parse_model_name(model, direct_models=(self.models.strong, self.models.weak))
+        if sel.routed and sel.router not in self.routers:
+            raise UnknownRouterError(
+                f"unknown router {sel.router!r} in model {model!r}; this server has: "
+                + ", ".join(f"{ROUTER_PREFIX}{a}" for a in self.routers)
+            )
+        return sel
+
+    def _model_of(self, route: Route) -> str:
+        return self.models.strong if route == "strong" else self.models.weak
+
+    async def decide(self, sel: ModelSelection, messages: Any) -> RouteDecision:
+        if not sel.routed:
+            route = "strong" if sel.direct_model == self.models.strong else "weak"
+            return RouteDecision(router="none", route=route, routed_model=sel.direct_model)
+        t0 = time.perf_counter()
+        try:
+            resp = self.routers[sel.router].route.remote(messages, sel.threshold, sel.strong_fraction)
+            verdict: RouterVerdict = await asyncio.wait_for(_await(resp), self.router_timeout_s)
+        except Exception as exc:
+            cause = unwrap(exc)
+            if isinstance(cause, (InvalidRequestError, ConfigError)):
+                raise cause from None  # the client's fault (bad threshold, no user text): 400
+            reason = "timeout" if isinstance(exc, asyncio.TimeoutError) else type(cause).__name__
+            if self.on_router_error == "error":
+                raise BackendUnavailableError(
+                    f"router {sel.router!r} is unavailable ({reason}); retry, or set "
+                    "ingress.on_router_error to 'weak' or 'strong'") from None
+            route, model = self.on_router_error, self._model_of(self.on_router_error)
+            log.warning("router %r failed (%s); sending to %s per on_router_error", sel.router, reason, route)
+            self.metrics.record_fallback(f"router_{reason}", f"router-{sel.router}", model)
+            return RouteDecision(router=sel.router, route=route, routed_model=model, threshold=sel.threshold,
+                                 strong_fraction=sel.strong_fraction, fallback=f"router_error:{reason}")
+        route = "strong" if verdict.strong else "weak"
+        self.metrics.record_route(sel.router, route, time.perf_counter() - t0, cached=verdict.cached)
+        return RouteDecision(router=sel.router, route=route, routed_model=self._model_of(route),
+                             p_strong=verdict.p_strong, threshold=verdict.threshold,
+                             strong_fraction=sel.strong_fraction)
+
+    @staticmethod
+    def headers(decision: RouteDecision, used_model: str, fallback: str | None) -> dict[str, str]:
+        h = {"x-routed-model": used_model, "x-router": decision.router}
+        if decision.p_strong is not None:
+            h["x-router-p-strong"] = f"{decision.p_strong:.6g}"
+        if decision.threshold is not None:
+            h["x-router-threshold"] = f"{decision.threshold:.6g}"
+        fb = fallback or decision.fallback
+        if fb:
+            h["x-rayroute-fallback"] = fb
+        return h
+
+    # --- calling a model, with the strong model's fallback ---------------------------------------
+
+    async def _check_strong_configured(self) -> None:
+        """Raise the no-key error here (no replica call, no per-request error log) when the strong
+        replica reported at its first use that it has no API key. Asked once, then cached."""
+        if self._strong_info is None:
+            try:
+                self._strong_info = await asyncio.wait_for(_await(self.strong.info.remote()), self.router_timeout_s)
+            except Exception:
+                return  # let the real call decide
+        if not self._strong_info.get("configured", True):
+            raise UpstreamUnavailableError(
+                f"the strong model {self.models.strong!r} is not configured: no API key in "
+                f"${self._strong_info.get('api_key_env', '?')}", code="strong_model_no_api_key")
+
+    def _fallback_allowed(self, route: Route, exc: BaseException) -> bool:
+        cause = unwrap(exc)
+        if route != "strong" or self.fallback != "weak":
+            return False
+        if isinstance(cause, UpstreamError):
+            return True
+        # the strong replica itself died / timed out: the provider is unusable either way
+        return not isinstance(cause, ServingError)
+
+    @staticmethod
+    def _backend_error(exc: BaseException, model: str) -> BaseException:
+        cause = unwrap(exc)
+        if isinstance(cause, ServingError):
+            return cause
+        if isinstance(exc, asyncio.TimeoutError):
+            return BackendUnavailableError(f"the model {model!r} did not answer in time")
+        return BackendUnavailableError(f"the model {model!r} is unavailable ({type(cause).__name__}); retry")
+
+    def _record_fallback(self, exc: BaseException, from_model: str) -> str:
+        cause = unwrap(exc)
+        reason = getattr(cause, "code", None) or type(cause).__name__
+        log.warning("strong model %s failed (%s); falling back to the weak model %s",
+                    from_model, reason, self.models.weak)
+        self.metrics.record_fallback(reason, from_model, self.models.weak)
+        return f"strong_failed:{reason}"
+
+    async def _call(self, route: Route, call: Callable[[Any, str], Awaitable[_T]]) -> tuple[_T, str, str | None]:
+        """``call(handle, model_name)`` on the routed model; if the strong model fails and the policy
+        allows, once more on the weak one. Returns (result, model used, fallback reason or None).
+        The one fallback path of plain and streaming calls alike."""
+        model = self._model_of(route)
+        try:
+            if route == "strong":
+                await self._check_strong_configured()
+            return await call(self.strong if route == "strong" else self.weak, model), model, None
+        except StopAsyncIteration:
+            raise BackendUnavailableError(f"the model {model!r} returned an empty stream") from None
+        except Exception as exc:
+            if not self._fallback_allowed(route, exc):
+                raise self._backend_error(exc, model) from None
+            fallback = self._record_fallback(exc, model)
+        model = self.models.weak
+        try:
+            return await call(self.weak, model), model, fallback
+        except Exception as exc:
+            raise self._backend_error(exc, model) from None
+
+    def _cost(self, model: str, usage: dict[str, Any] | None) -> None:
+        price = self.models.prices_usd_per_1m.get(model)
+        if not price or not usage:
+            return
+        usd = (usage.get("prompt_tokens", 0) * price[0] + usage.get("completion_tokens", 0) * price[1]) / 1e6
+        self.metrics.record_cost(model, usd)
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def chat(self, req: ChatCompletionRequest) -> tuple[dict[str, Any], dict[str, str]]:
+        """A chat completion: (body, headers)."""
+        decision = await self.decide(self.select(req.model), req.messages_as_dicts())
+
+        async def complete(handle: Any, model: str) -> dict[str, Any]:
+            return await asyncio.wait_for(_await(handle.chat.remote(req.backend_payload(model))),
+                                          self.backend_timeout_s)
+
+        result, model, fallback = await self._call(decision.route, complete)
+        result["model"] = model
+        self._cost(model, result.get("usage"))
+        self.metrics.record_request(decision.router, model, "weak" if fallback else decision.route)
+        return result, self.headers(decision, model, fallback)
+
+    async def chat_stream(self, req: ChatCompletionRequest) -> tuple[AsyncIterator[str], dict[str, str]]:
+        """A streamed chat completion: (SSE events ending ``data: [DONE]``, headers). The model is
+        chosen, and falls back, before the first chunk; a failure after it ends the stream with an
+        error event."""
+        decision = await self.decide(self.select(req.model), req.messages_as_dicts())
+
+        async def open_stream(handle: Any, model: str) -> tuple[Any, dict[str, Any]]:
+            gen = handle.options(stream=True).chat_stream.remote(req.backend_payload(model))
+            first = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
+            return gen, first
+
+        (gen, first), used, fallback = await self._call(decision.route, open_stream)
+        self.metrics.record_request(decision.router, used, "weak" if fallback else decision.route)
+
+        async def sse() -> AsyncIterator[str]:
+            chunk = first
+            try:
+                while True:
+                    chunk["model"] = used
+                    if chunk.get("usage"):
+                        self._cost(used, chunk["usage"])
+                    yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+                    chunk = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
+            except StopAsyncIteration:
+                pass
+            except Exception as exc:
+                status, body = classify(self._backend_error(exc, used))
+                self.metrics.record_error(status, body["error"]["code"] or "")
+                log.warning("stream from %s broke: %s", used, body["error"]["message"])
+                yield f"data: {json.dumps(body)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return sse(), self.headers(decision, used, fallback)
+
+    async def route(self, req: RouteRequest) -> RouteDecision:
+        """The decision alone (``POST /v1/route``); a router that failed is an error here, whatever
+        ``on_router_error`` says, since no model is called."""
+        sel = self.select(req.model)
+        messages = [m.model_dump(exclude_none=True) for m in req.messages] if req.messages is not None else req.prompt
+        decision = await self.decide(sel, messages)
+        if decision.p_strong is None and sel.routed:
+            raise BackendUnavailableError(f"router {sel.router!r} is unavailable; retry")
+        return decision
+
+    def list_models(self) -> dict[str, Any]:
+        cards = [ModelCard(id=f"{ROUTER_PREFIX}{a}", kind="router") for a in self.routers]
+        cards += [ModelCard(id=self.models.strong, kind="strong"), ModelCard(id=self.models.weak, kind="weak")]
+        return ModelList(data=cards).model_dump()
