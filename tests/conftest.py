@@ -1,4 +1,6 @@
-"""Shared test configuration: test tiers, the path of the shared data, offline mode."""
+"""Shared test configuration: test tiers, the path of the shared data, offline mode, and a
+derandomised Hypothesis in CI (``$CI`` set: the same examples every run, so a red build is never
+a roll of the dice; locally the examples vary, which is how new ones are found)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from routers.paths import default_data_dir
 
@@ -14,6 +17,10 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_DATA = default_data_dir()
+
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")

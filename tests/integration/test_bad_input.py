@@ -187,10 +187,6 @@ def test_bad_input_is_a_clean_openai_error_and_server_stays_up(http, case):
     assert http.get("/health").json() == {"status": "ok"}
 
 
-def test_bad_input_kinds_counted():
-    assert len({c[0] for c in CASES}) >= 25
-
-
 @pytest.mark.parametrize("text", [
     "¿Qué es 2 + 2? 日本語 한국어 עברית العربية 🚀👩‍👩‍👧",
     "null\x00byte, bell\x07, escape\x1b[31m, vertical\x0b, nel\x85, line\u2028sep, bidi\u202eoverride",

@@ -9,13 +9,12 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from routers.errors import CheckpointError, ConfigError, DataError
 from routers.evaluation.metrics import apgr
 from routers.registry import load_router
 from tests.fakes import STRONG_MODELS, WEAK_MODELS, synthetic_benchmark, synthetic_preferences
-
-torch = pytest.importorskip("torch")
 
 
 def labelled(prefs: pd.DataFrame) -> pd.DataFrame:

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from routers.errors import CheckpointError, ConfigError, UnknownModelError
+from routers.errors import CheckpointError, ConfigError, EmbeddingError, UnknownModelError
 from routers.evaluation.metrics import apgr
 from routers.models.mf import MatrixFactorizationRouter
 from routers.models.random import RandomRouter
@@ -115,7 +115,7 @@ def test_missing_or_malformed_checkpoint(trained, tmp_path):
 def test_wrong_embedding_dimension_is_a_clear_error(trained):
     result, _ = trained
     router = load_router(result.checkpoint, embedder=HashEmbedder(32))
-    with pytest.raises(Exception, match="64-dim"):
+    with pytest.raises(EmbeddingError, match="64-dim"):
         router.score(["a prompt"])
     with pytest.raises(ConfigError, match="shape"):
         router.score_embeddings(np.zeros((2, 32), dtype=np.float32))

@@ -148,3 +148,14 @@ def test_read_json_returns_an_object_or_a_clean_4xx(body, ctype, chunked):
         return
     assert isinstance(data, dict) and len(body) <= 4096
     json.dumps(data, ensure_ascii=False).encode("utf-8")  # valid Unicode all the way down
+
+
+def test_ci_runs_hypothesis_derandomised():
+    import os
+    import subprocess
+    import sys
+
+    code = "import tests.conftest; from hypothesis import settings; print(settings.default.derandomize)"
+    env = {**os.environ, "CI": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "True"

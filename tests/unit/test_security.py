@@ -17,7 +17,7 @@ import pytest
 from deployments import http as http_mod
 from deployments.chat import ServedModels
 from deployments.config import IngressArgs
-from deployments.errors import AuthenticationError, classify
+from deployments.errors import AuthenticationError, UpstreamError, UpstreamUnavailableError, classify
 from deployments.http import ApiKeyAuth, load_api_keys
 from deployments.ingress import Ingress
 from deployments.metrics import ServingMetrics
@@ -118,7 +118,7 @@ def test_strong_key_never_in_errors_or_logs(monkeypatch, caplog, exc):
     strong = _strong(monkeypatch, exc)
     prompt = [{"role": "user", "content": MARKER}]
     for _ in range(3):  # also trips the cooldown (logged)
-        with pytest.raises(Exception) as ei:
+        with pytest.raises(UpstreamError) as ei:  # the provider's error, classified, or the cooldown's
             asyncio.run(strong.chat({"messages": prompt}))
         status, body = classify(ei.value)
         assert STRONG_KEY not in str(body) and STRONG_KEY[:12] not in str(body), body
@@ -133,7 +133,7 @@ def test_no_key_message_names_the_variable_not_a_value(monkeypatch, caplog):
     caplog.set_level(logging.DEBUG)
     monkeypatch.delenv("RR_SEC_NONE", raising=False)
     strong = StrongModel("http://127.0.0.1:9/v1", "gpt-x", "RR_SEC_NONE")
-    with pytest.raises(Exception) as ei:
+    with pytest.raises(UpstreamUnavailableError) as ei:
         asyncio.run(strong.chat({"messages": [{"role": "user", "content": MARKER}]}))
     status, body = classify(ei.value)
     assert status == 502 and "$RR_SEC_NONE" in body["error"]["message"]

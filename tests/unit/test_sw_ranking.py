@@ -56,7 +56,7 @@ def test_fast_equals_per_battle_reference(built, which):
 
 def test_reference_matches_sklearn_logistic_regression(built):
     """Our reference solver is RouteLLM's sklearn LogisticRegression (ties as one win each way)."""
-    sk = pytest.importorskip("sklearn.linear_model")
+    from sklearn import linear_model as sk
     router = load_router(built[1].checkpoint, embedder=built[2])
     b = {k: v.astype(np.float64) for k, v in router.battles.items()}
     q = built[2].embed(["prove the theorem about the matrix eigenvalue"])[0]
