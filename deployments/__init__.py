@@ -1,4 +1,5 @@
-"""The Ray Serve layer: the only code that imports ray, fastapi or vllm.
+"""The Ray Serve app: what a running server needs, and nothing else (tooling lives in ``bench``,
+``ops`` and ``cli``, which import this package; it imports none of them).
 
 Nothing is imported at package import time; ``deployments.app:build_app`` is the entry point.
 """
