@@ -31,6 +31,12 @@ def run_eval(routers=None, benchmarks=None, out: str | Path = "eval-out", doc: s
     cfg = EvalConfig(routers=list(routers or DEFAULT_ROUTERS), benchmarks=list(benchmarks or BENCHMARKS), **kwargs)
     if cfg.folds < 2:
         raise ConfigError(f"--folds must be >= 2, got {cfg.folds}")
+    if cfg.curve_draws < 1:
+        raise ConfigError(f"--curve-draws must be >= 1, got {cfg.curve_draws}")
+    from routers.evaluation.protocol import recipe
+
+    for name in cfg.recipes:
+        recipe(name)  # an unknown recipe fails here, naming the known ones, before any work
     if cfg.n_random < 2:
         raise ConfigError(f"--n-random must be >= 2, got {cfg.n_random}")
     result = evaluate(cfg)
@@ -63,12 +69,16 @@ def _cmd(args: argparse.Namespace) -> int:
         strong_price=args.strong_price,
         weak_price=args.weak_price,
         progress=not args.quiet,
+        recipes=_split(args.recipes),
+        curve=not args.no_curve,
+        curve_draws=args.curve_draws,
     )
     for name, b in result["benchmarks"].items():
         r = b["random"]["apgr"]
         print(f"{name}: n={b['n']} random APGR {r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] "
               f"oracle {b['oracle']['apgr']:.3f}")
-        for row in b["rows"]:
+        protocol_rows = [row for res in b.get("protocol", {}).values() for row in res["rows"]]
+        for row in b["rows"] + protocol_rows:
             print(f"  {row['router']:<22} APGR {row['apgr']:.3f}  CPT50 {100 * row['cpt50']:.1f}%  "
                   f"CPT80 {100 * row['cpt80']:.1f}%  [{row['config']}]")
     print(f"wrote {result['outputs']['markdown']}, {result['outputs']['json']}")
@@ -107,5 +117,10 @@ def add_cli(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute router scores")
     p.add_argument("--strong-price", type=float, default=24.7, help="strong model $ per M tokens (default 24.7)")
     p.add_argument("--weak-price", type=float, default=0.24, help="weak model $ per M tokens (default 0.24)")
+    p.add_argument("--recipes", default="linear_static,linear",
+                   help="training recipes run through the honest protocol: (i) cross-fitted in-domain, "
+                        "(ii) leave-one-benchmark-out, (iii) learning curve (default linear_static,linear; '' for none)")
+    p.add_argument("--no-curve", action="store_true", help="skip the (iii) learning curve")
+    p.add_argument("--curve-draws", type=int, default=5, help="random draws per learning-curve point (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd)

@@ -27,6 +27,7 @@ ROUTER_CLASSES: dict[str, str] = {
     "bert": "routers.models.bert:BertClassifierRouter",
     "causal_llm": "routers.models.causal_llm:CausalLLMRouter",
     "length": "routers.models.length:LengthRouter",
+    "linear": "routers.models.linear:LinearRouter",
 }
 
 CONFIG_FILE = "config.json"

@@ -16,13 +16,13 @@ plugs in through ``cross_fit(..., trainer=...)``.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from routers.errors import ConfigError
+from routers.features import length_feature, text_features  # noqa: F401  (re-exported for callers)
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,9 @@ Trainer = Callable[..., Scorer]
 ALPHA_GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 
 
-def length_feature(prompts: Sequence[str]) -> np.ndarray:
-    """log(1 + characters) / 8: about 0-1.3 for prompts up to ~30k characters."""
-    return np.log1p(np.array([len(p) for p in prompts], dtype=np.float64)) / 8.0
-
-
 def _mean_weight(w: np.ndarray) -> float:
     nz = w[w > 0]
     return float(nz.mean()) if nz.size else 1.0
-
-
-_NUM = re.compile(r"\d+(?:\.\d+)?")
-_OPS = re.compile(r"[=+\-*/^$%]")
-
-
-def text_features(prompts: Sequence[str]) -> np.ndarray:
-    """Cheap surface features, each scaled to about [0, 1.5]: log count of numbers, digit share,
-    log count of operator symbols, log count of line breaks, log word count."""
-    out = np.empty((len(prompts), 5))
-    for i, p in enumerate(prompts):
-        out[i] = (np.log1p(len(_NUM.findall(p))), 5 * sum(c.isdigit() for c in p) / max(len(p), 1),
-                  np.log1p(len(_OPS.findall(p))) / 2, np.log1p(p.count("\n")) / 2, np.log1p(len(p.split())) / 6)
-    return out
 
 
 @dataclass

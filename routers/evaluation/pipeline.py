@@ -71,6 +71,10 @@ class EvalConfig:
     strong_price: float = GPT4_PRICE
     weak_price: float = MIXTRAL_PRICE
     progress: bool = True
+    #: training recipes run through the honest protocol ((i), (ii), (iii); routers.evaluation.protocol)
+    recipes: Sequence[str] = ()
+    curve: bool = True
+    curve_draws: int = 5
     extra: dict = field(default_factory=dict)
 
 
@@ -151,6 +155,11 @@ def _score_router(spec: str, bench: Benchmark, cache: ScoreStore, progress: bool
     ckpt = path if path.is_dir() else default_checkpoint_dir() / spec
     if ckpt.is_dir():
         cfg = read_config(ckpt)
+        trained_on = (cfg.get("info") or {}).get("sources") or []
+        if bench.name in trained_on:
+            raise ConfigError(f"checkpoint {ckpt.name} was trained on {bench.name}'s own outcomes, so its score "
+                              f"there is in-sample; its recipe's cross-fitted and leave-one-benchmark-out "
+                              f"figures are in the protocol section")
         rid = f"ckpt:{checkpoint_fingerprint(ckpt)}"
         info = {"checkpoint": str(ckpt), "router": cfg["router"], "config": f"checkpoint {ckpt.name} ({GENERAL})"}
     else:
@@ -213,6 +222,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             src_emb[src] = emb.embed(prompts, progress=cfg.progress)
         gen_emb = emb.embed(gen["prompts"], progress=cfg.progress)
 
+    golden_cache: dict = {}
     for bname in cfg.benchmarks:
         bench = load_benchmark(bname, cfg.data_dir)
         b_emb = emb.embed(bench.prompts, progress=cfg.progress) if emb is not None else None
@@ -276,6 +286,9 @@ def evaluate(cfg: EvalConfig) -> dict:
             except (RoutersError, ImportError) as exc:
                 log.warning("router %s skipped on %s: %s", spec, bench.name, exc)
                 skipped[spec] = str(exc)
+        protocol = {}
+        for name in cfg.recipes:
+            protocol[name] = _protocol_rows(name, bench, cfg, rnd_apgr, golden_cache)
         result["benchmarks"][bench.name] = {
             "n": len(bench), "n_original": bench.n_original, "scale": bench.scale,
             "strong_model": bench.strong_model, "weak_model": bench.weak_model,
@@ -284,8 +297,46 @@ def evaluate(cfg: EvalConfig) -> dict:
             "random": {k: v for k, v in rnd.items()}, "oracle": oracle, "rows": rows,
             "similarity": similarity, "skipped": skipped,
             "cost": cost_analysis(rows, rnd, cfg.strong_price, cfg.weak_price),
+            "protocol": protocol,
         }
     return result
+
+
+def _golden(embedder_spec: str, data_dir, cache: dict, progress: bool) -> dict:
+    """Every golden source with its embeddings under one embedder (cached per run)."""
+    from routers.data.golden import GOLDEN_SOURCES, load_golden
+    from routers.evaluation.protocol import Labelled
+
+    if embedder_spec not in cache:
+        emb = _embedder(embedder_spec)
+        data_root = Path(data_dir).parent if data_dir else None
+        cache[embedder_spec] = {n: Labelled(src, emb.embed(src.prompts, progress=progress))
+                                for n in GOLDEN_SOURCES for src in [load_golden(n, data_root)]}
+        cache[embedder_spec]["__embedder__"] = emb
+    return cache[embedder_spec]
+
+
+def _protocol_rows(name: str, bench: Benchmark, cfg: EvalConfig, rnd_apgr: float, cache: dict) -> dict:
+    """(i), (ii) and (iii) of one recipe on one benchmark, as report rows."""
+    from routers.data.golden import GoldenSource
+    from routers.evaluation.protocol import Labelled, recipe, run_protocol
+
+    rec = recipe(name)
+    golden = _golden(rec.embedder if rec.embedder != "all-MiniLM-L6-v2" else None, cfg.data_dir, cache, cfg.progress)
+    emb = golden["__embedder__"]
+    rng = 9.0 if bench.scale == "grade" else 1.0
+    target = Labelled(GoldenSource(bench.name, list(bench.prompts), np.asarray(bench.strong, float),
+                                   np.asarray(bench.weak, float), rng), emb.embed(bench.prompts))
+    general = [v for k, v in golden.items() if k not in (bench.name, "__embedder__")]
+    res = run_protocol(rec, target, general, folds=cfg.folds, seed=cfg.seed, curve=cfg.curve, draws=cfg.curve_draws)
+    rows = []
+    for r in res["rows"]:
+        row = _row(name, r["protocol"], r.pop("scores"), bench, rnd_apgr)
+        row.update({k: v for k, v in r.items() if k not in ("protocol", "apgr")})
+        rows.append(row)
+    res["rows"] = rows
+    res["embedder"] = getattr(emb, "name", rec.embedder)
+    return res
 
 
 def cost_analysis(rows: list[dict], rnd: dict, strong_price: float = GPT4_PRICE,

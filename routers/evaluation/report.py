@@ -167,8 +167,78 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
                     f"${cc['router_usd_per_mtok']:.2f} | ${cc['random_usd_per_mtok']:.2f} | {paper_col} |"
                 )
             out.append("")
+        out += _protocol_section(b, image_prefix, name)
         out += [f"![{title}]({image_prefix}{name}.png)", ""]
     return "\n".join(out)
+
+
+def _verdict(apgr: float, b: dict) -> str:
+    r = b["random"]["apgr"]
+    length = next((x["apgr"] for x in b["rows"] if x["router"] == "length"), float("nan"))
+    if apgr < r["lo"]:
+        band = "**below random's band**"
+    elif apgr > r["hi"]:
+        band = "above random's band"
+    else:
+        band = "inside random's band"
+    return f"{band}; {'beats' if apgr > length else '**does not beat**'} length ({length:.3f})"
+
+
+def _protocol_section(b: dict, image_prefix: str, name: str) -> list[str]:
+    """The honest protocol's rows: (i) cross-fitted, (ii) leave-one-benchmark-out, (iii) curve."""
+    if not b.get("protocol"):
+        return []
+    out = ["Honest protocol (routers.evaluation.protocol): (i) cross-fitted on this benchmark's own "
+           "outcomes, (ii) trained on the other golden sources only, (iii) n labelled questions + the "
+           "general data, scored on the rest.", "",
+           "| recipe | protocol | CPT(50%) | CPT(80%) | APGR | verdict |", "| --- | --- | --- | --- | --- | --- |"]
+    for rec, res in b["protocol"].items():
+        for row in res["rows"]:
+            out.append(f"| {rec} | {row['config']} | {_pct(row['cpt50'])} | {_pct(row['cpt80'])} | "
+                       f"{row['apgr']:.3f} | {_verdict(row['apgr'], b)} |")
+    out.append("")
+    curves = [(rec, label, c) for rec, res in b["protocol"].items() for label, c in res.get("curve", {}).items() if c]
+    if curves:
+        out += ["(iii) learning curve: APGR on the unlabelled rest, mean (min–max) over draws.", "",
+                "| recipe | labels | " + " | ".join(f"n={n}" for n in curves[0][2]) + " |",
+                "| --- | --- | " + " | ".join("---" for _ in curves[0][2]) + " |"]
+        for rec, label, c in curves:
+            cells = [f"{np.mean(v):.3f} ({min(v):.3f}–{max(v):.3f})" for v in c.values()]
+            out.append(f"| {rec} | {label} | " + " | ".join(cells) + " |")
+        out += ["", f"![{name} learning curve]({image_prefix}{name}-curve.png)", ""]
+    return out
+
+
+def plot_curve(result: dict, name: str, path: str | Path) -> Path | None:
+    """APGR against the number of in-domain labels, one line per recipe, random's band shaded."""
+    b = result["benchmarks"][name]
+    curves = [(rec, c) for rec, res in b.get("protocol", {}).items() for c in res.get("curve", {}).values() if c]
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    r = b["random"]["apgr"]
+    ax.axhspan(r["lo"], r["hi"], color="grey", alpha=0.25, label="random (95% band)")
+    for rec, c in curves:
+        ns = [int(n) for n in c]
+        mean = [float(np.mean(v)) for v in c.values()]
+        ax.errorbar(ns, mean, yerr=[[mu - min(v) for mu, v in zip(mean, c.values())],
+                                    [max(v) - mu for mu, v in zip(mean, c.values())]], marker="o", capsize=3, label=rec)
+    ax.set_xscale("log")
+    ax.set_xlabel("labelled in-domain questions (n)")
+    ax.set_ylabel("APGR on the rest")
+    ax.set_title(f"{NAMES.get(name, name)}: learning curve (min–max over draws)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def _targets(result: dict) -> list[str]:
@@ -242,6 +312,9 @@ def write_outputs(result: dict, out_dir: str | Path, command: str | None = None,
     paths["markdown"].write_text(markdown(result) + "\n")
     for name in result["benchmarks"]:
         paths[f"png:{name}"] = plot(result, name, out_dir / f"{name}.png")
+        curve = plot_curve(result, name, out_dir / f"{name}-curve.png")
+        if curve:
+            paths[f"png:{name}-curve"] = curve
     if markdown_path:
         import os
 

@@ -1,0 +1,189 @@
+"""The honest evaluation protocol: every number says what the router saw of the benchmark.
+
+A *recipe* trains a router from labelled prompts (``fit(prompts, emb, targets, weights)`` returns a
+scorer ``(prompts, emb) -> scores``). The protocol runs a recipe three ways per benchmark:
+
+- **(i) cross-fitted in-domain** (k folds): each question is scored by a router trained on the
+  benchmark's other folds, either alone (``in-domain only``) or with the general golden data
+  (``general + in-domain``: the other golden sources, the in-domain rows weighted so that they
+  carry at least as much total weight as the general rows).
+- **(ii) leave-one-benchmark-out**: trained on every other golden source, never on the target
+  benchmark, and without any training prompt whose embedding is a near-duplicate (cosine >= 0.95)
+  of a target prompt. This is how a router does on traffic unlike anything it was trained on.
+- **(iii) learning curve**: n labelled questions drawn at random (5 draws), the router trained on
+  them (with the general data, weighted as in (i)), scored on the rest of the benchmark; mean and
+  spread of APGR for n in ``CURVE_SIZES`` (sizes leaving fewer than 20 questions to score skipped).
+
+Identical and near-duplicate questions always share a fold (``crossfit.near_duplicate_groups``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from routers.data.golden import GoldenSource
+from routers.errors import ConfigError
+from routers.evaluation import metrics as m
+from routers.evaluation.crossfit import fold_ids, near_duplicate_groups
+
+log = logging.getLogger(__name__)
+
+Scorer = Callable[[Sequence[str], np.ndarray], np.ndarray]
+FitFn = Callable[[list[str], np.ndarray, np.ndarray, np.ndarray], Scorer]
+
+CURVE_SIZES: tuple[int, ...] = (25, 50, 100, 250, 500, 1000, 2000)
+NEAR_DUPLICATE = 0.95
+MIN_SCORED = 20
+
+XFIT_ONLY = "(i) in-domain only, cross-fitted"
+XFIT_GENERAL = "(i) general + in-domain, cross-fitted"
+LOBO = "(ii) leave-one-benchmark-out"
+
+
+@dataclass
+class Recipe:
+    """A named way to train a router; ``embedder`` names the embeddings ``fit`` expects."""
+
+    name: str
+    embedder: str
+    fit: FitFn
+    description: str = ""
+
+
+@dataclass
+class Labelled:
+    """A golden source with its embeddings."""
+
+    source: GoldenSource
+    emb: np.ndarray
+
+    def __post_init__(self) -> None:
+        if len(self.emb) != len(self.source):
+            raise ConfigError(f"{self.source.name}: {len(self.emb)} embeddings for {len(self.source)} prompts")
+
+
+def _pool(parts: Sequence[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]):
+    prompts = [p for part in parts for p in part[0]]
+    return (prompts, np.vstack([part[1] for part in parts]), np.concatenate([part[2] for part in parts]),
+            np.concatenate([part[3] for part in parts]))
+
+
+def general_rows(general: Sequence[Labelled], target_emb: np.ndarray | None = None,
+                 threshold: float = NEAR_DUPLICATE) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int]:
+    """The general golden rows pooled (weight 1 each), minus near-duplicates of ``target_emb``;
+    also returns how many rows were dropped as near-duplicates."""
+    parts, dropped = [], 0
+    for g in general:
+        keep = np.ones(len(g.source), dtype=bool)
+        if target_emb is not None and len(target_emb):
+            sims = np.asarray(g.emb, np.float32) @ np.asarray(target_emb, np.float32).T
+            keep = sims.max(axis=1) < threshold
+            dropped += int((~keep).sum())
+        idx = np.flatnonzero(keep)
+        parts.append(([g.source.prompts[i] for i in idx], g.emb[idx], g.source.targets[idx], np.ones(len(idx))))
+    if not parts:
+        return [], np.zeros((0, 0)), np.zeros(0), np.zeros(0), 0
+    return (*_pool(parts), dropped)
+
+
+def _with_indomain(gen, prompts: list[str], emb: np.ndarray, y: np.ndarray):
+    """General rows + in-domain rows; the in-domain rows weigh max(1, n_general / n_in) each."""
+    g_prompts, g_emb, g_y, g_w = gen[:4]
+    w_in = max(1.0, len(g_y) / max(len(y), 1))
+    return _pool([(g_prompts, g_emb, g_y, g_w), (prompts, emb, y, np.full(len(y), w_in))])
+
+
+def _apgr(scores, src: GoldenSource) -> float:
+    return m.apgr(scores, src.strong, src.weak)
+
+
+def cross_fitted(recipe: Recipe, target: Labelled, general: Sequence[Labelled] | None, k: int = 10,
+                 seed: int = 0) -> np.ndarray:
+    """(i): out-of-fold scores for every target question (general data included if given)."""
+    src = target.source
+    groups = near_duplicate_groups(target.emb, NEAR_DUPLICATE)
+    folds = fold_ids(src.prompts, min(k, len(set(groups.tolist()))), seed, groups)
+    gen = general_rows(general, target.emb) if general else None
+    y = src.targets
+    out = np.full(len(src), np.nan)
+    for f in np.unique(folds):
+        test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
+        tr_prompts = [src.prompts[i] for i in train]
+        rows = (_with_indomain(gen, tr_prompts, target.emb[train], y[train]) if gen
+                else (tr_prompts, target.emb[train], y[train], np.ones(len(train))))
+        scorer = recipe.fit(*rows)
+        out[test] = scorer([src.prompts[i] for i in test], target.emb[test])
+    return out
+
+
+def leave_one_out(recipe: Recipe, target: Labelled, general: Sequence[Labelled]) -> tuple[np.ndarray, int]:
+    """(ii): scores of a router trained on the other sources without near-duplicates of the target."""
+    prompts, emb, y, w, dropped = general_rows(general, target.emb)
+    if not len(y):
+        raise ConfigError(f"leave-one-benchmark-out on {target.source.name}: no other golden source")
+    return recipe.fit(prompts, emb, y, w)(target.source.prompts, target.emb), dropped
+
+
+def learning_curve(recipe: Recipe, target: Labelled, general: Sequence[Labelled] | None,
+                   sizes: Sequence[int] = CURVE_SIZES, draws: int = 5, seed: int = 0) -> dict[int, list[float]]:
+    """(iii): APGR on the unlabelled rest for n labelled questions, one value per draw."""
+    src = target.source
+    gen = general_rows(general, target.emb) if general else None
+    out: dict[int, list[float]] = {}
+    for n in sizes:
+        if len(src) - n < MIN_SCORED:
+            continue
+        vals = []
+        for d in range(draws):
+            perm = np.random.default_rng(seed + 1000 * d + n).permutation(len(src))
+            lab, rest = np.sort(perm[:n]), np.sort(perm[n:])
+            lab_prompts = [src.prompts[i] for i in lab]
+            rows = (_with_indomain(gen, lab_prompts, target.emb[lab], src.targets[lab]) if gen
+                    else (lab_prompts, target.emb[lab], src.targets[lab], np.ones(n)))
+            scores = recipe.fit(*rows)([src.prompts[i] for i in rest], target.emb[rest])
+            vals.append(float(m.apgr(scores, src.strong[rest], src.weak[rest])))
+        out[n] = vals
+    return out
+
+
+def _linear_fit(prompts, emb, y, w) -> Scorer:
+    from routers.models.linear import fit_linear
+
+    return fit_linear(prompts, emb, y, w).score_with_embeddings
+
+
+#: recipe name -> (embedder spec, fit, description). ``linear_static`` builds the served default.
+RECIPES: dict[str, tuple[str | None, FitFn, str]] = {
+    "linear_static": ("static", _linear_fit, "linear router (hashed word n-grams + static MiniLM + surface counts)"),
+    "linear": (None, _linear_fit, "linear router (hashed word n-grams + MiniLM + surface counts)"),
+}
+
+
+def recipe(name: str) -> Recipe:
+    if name not in RECIPES:
+        raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
+    spec, fit, desc = RECIPES[name]
+    return Recipe(name, spec or "all-MiniLM-L6-v2", fit, desc)
+
+
+def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], folds: int = 10, seed: int = 0,
+                 curve: bool = True, draws: int = 5) -> dict:
+    """All three parts for one recipe on one benchmark: scores and APGR of (i) and (ii), the curve."""
+    src = target.source
+    res: dict = {"recipe": recipe.name, "embedder": recipe.embedder, "description": recipe.description,
+                 "general_sources": [g.source.name for g in general], "rows": []}
+    only = cross_fitted(recipe, target, None, folds, seed)
+    res["rows"].append({"protocol": XFIT_ONLY, "scores": only})
+    both = cross_fitted(recipe, target, general, folds, seed)
+    res["rows"].append({"protocol": XFIT_GENERAL, "scores": both})
+    lobo, dropped = leave_one_out(recipe, target, general)
+    res["rows"].append({"protocol": LOBO, "scores": lobo, "near_duplicates_dropped": dropped})
+    for row in res["rows"]:
+        row["apgr"] = _apgr(row["scores"], src)
+    if curve:
+        res["curve"] = {"general + n in-domain": learning_curve(recipe, target, general, draws=draws, seed=seed)}
+    return res
