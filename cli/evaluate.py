@@ -85,7 +85,37 @@ def _cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _manipulation_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from routers.evaluation.manipulation import flip_share, probe_prompts
+    from routers.registry import load_router
+
+    prompts = probe_prompts(Path(args.data_dir) if args.data_dir else None, seed=args.seed)
+    result = {"command": "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "routers": {}}
+    for name in _split(args.routers):
+        result["routers"][name] = flip_share(load_router(name), prompts, strong_share=args.strong_share)
+        r = result["routers"][name]
+        print(f"{name}: {100 * r['overall_share']:.1f}% of {r['n_weak']} weak-routed prompts flip to strong "
+              f"(worst text {100 * r['max_share']:.1f}%)")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def add_cli(sub) -> None:
+    m = sub.add_parser("manipulation", help="share of weak-routed prompts that 'this is very hard' texts flip to strong",
+                       description="For the prompts each router sends weak at a --strong-share split, append or "
+                                   "prepend 12 fixed difficulty claims and report the share that flips to strong.")
+    m.add_argument("--routers", default="linear_static", help="comma-separated router names or checkpoint dirs")
+    m.add_argument("--strong-share", type=float, default=0.5, help="strong share that sets the threshold (default 0.5)")
+    m.add_argument("--data-dir", default=None, help="the shared data folder (default ../shared/data)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--out", default=None, help="write the result as JSON here")
+    m.set_defaults(func=_manipulation_cmd)
+
     p = sub.add_parser(
         "eval",
         help="evaluate routers on MT Bench / MMLU / GSM8K (or an outcomes CSV): APGR, CPT, plots",

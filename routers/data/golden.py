@@ -96,5 +96,25 @@ def load_golden(name: str, data_dir: str | Path | None = None) -> GoldenSource:
     return GoldenSource(name, list(bench.prompts), np.asarray(bench.strong, float), np.asarray(bench.weak, float), rng)
 
 
+#: How sources are weighted when pooled: each row of source s weighs (N / n_s) ** SOURCE_POWER,
+#: normalised to a mean of 1. 0 = every question counts once (MMLU's 14k rows then decide
+#: everything), 1 = every source counts equally (72 MT Bench rows then weigh ~200 each and are
+#: memorised); 0.5 is the usual compromise of multi-source training (temperature sampling).
+SOURCE_POWER = 0.5
+
+
+def source_weights(sizes: dict[str, int], power: float = SOURCE_POWER) -> dict[str, float]:
+    """Per-row weight of each source (see ``SOURCE_POWER``); mean row weight 1."""
+    if not 0 <= power <= 1:
+        raise ConfigError(f"source weighting power must be in [0, 1], got {power}")
+    sizes = {k: int(v) for k, v in sizes.items() if int(v) > 0}
+    if not sizes:
+        return {}
+    total = sum(sizes.values())
+    raw = {k: (total / n) ** power for k, n in sizes.items()}
+    mean = sum(raw[k] * n for k, n in sizes.items()) / total
+    return {k: v / mean for k, v in raw.items()}
+
+
 def load_all_golden(names=GOLDEN_SOURCES, data_dir: str | Path | None = None) -> list[GoldenSource]:
     return [load_golden(n, data_dir) for n in names]

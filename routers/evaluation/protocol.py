@@ -5,8 +5,8 @@ scorer ``(prompts, emb) -> scores``). The protocol runs a recipe three ways per 
 
 - **(i) cross-fitted in-domain** (k folds): each question is scored by a router trained on the
   benchmark's other folds, either alone (``in-domain only``) or with the general golden data
-  (``general + in-domain``: the other golden sources, the in-domain rows weighted so that they
-  carry at least as much total weight as the general rows).
+  (``general + in-domain``: the other golden sources; every source, the in-domain rows being one,
+  weighted as the trainer weights them, ``routers.data.golden.source_weights``).
 - **(ii) leave-one-benchmark-out**: trained on every other golden source, never on the target
   benchmark, and without any training prompt whose embedding is a near-duplicate (cosine >= 0.95)
   of a target prompt. This is how a router does on traffic unlike anything it was trained on.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from routers.data.golden import GoldenSource
+from routers.data.golden import GoldenSource, source_weights
 from routers.errors import ConfigError
 from routers.evaluation import metrics as m
 from routers.evaluation.crossfit import fold_ids, near_duplicate_groups
@@ -66,16 +66,25 @@ class Labelled:
             raise ConfigError(f"{self.source.name}: {len(self.emb)} embeddings for {len(self.source)} prompts")
 
 
-def _pool(parts: Sequence[tuple[list[str], np.ndarray, np.ndarray, np.ndarray]]):
-    prompts = [p for part in parts for p in part[0]]
-    return (prompts, np.vstack([part[1] for part in parts]), np.concatenate([part[2] for part in parts]),
-            np.concatenate([part[3] for part in parts]))
+Part = tuple[str, list[str], np.ndarray, np.ndarray]  # (source name, prompts, embeddings, targets)
 
 
-def general_rows(general: Sequence[Labelled], target_emb: np.ndarray | None = None,
-                 threshold: float = NEAR_DUPLICATE) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, int]:
-    """The general golden rows pooled (weight 1 each), minus near-duplicates of ``target_emb``;
-    also returns how many rows were dropped as near-duplicates."""
+def pool(parts: Sequence[Part]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """Pool sources into (prompts, embeddings, targets, weights), rows weighted per source by
+    ``routers.data.golden.source_weights`` (the same rule the trainer uses)."""
+    parts = [p for p in parts if len(p[1])]
+    if not parts:
+        raise ConfigError("no training rows")
+    w = source_weights({name: len(prompts) for name, prompts, _, _ in parts})
+    prompts = [q for part in parts for q in part[1]]
+    return (prompts, np.vstack([part[2] for part in parts]), np.concatenate([part[3] for part in parts]),
+            np.concatenate([np.full(len(part[1]), w[part[0]]) for part in parts]))
+
+
+def general_parts(general: Sequence[Labelled], target_emb: np.ndarray | None = None,
+                  threshold: float = NEAR_DUPLICATE) -> tuple[list[Part], int]:
+    """The general golden sources minus near-duplicates of ``target_emb``, and how many rows that
+    dropped."""
     parts, dropped = [], 0
     for g in general:
         keep = np.ones(len(g.source), dtype=bool)
@@ -84,17 +93,8 @@ def general_rows(general: Sequence[Labelled], target_emb: np.ndarray | None = No
             keep = sims.max(axis=1) < threshold
             dropped += int((~keep).sum())
         idx = np.flatnonzero(keep)
-        parts.append(([g.source.prompts[i] for i in idx], g.emb[idx], g.source.targets[idx], np.ones(len(idx))))
-    if not parts:
-        return [], np.zeros((0, 0)), np.zeros(0), np.zeros(0), 0
-    return (*_pool(parts), dropped)
-
-
-def _with_indomain(gen, prompts: list[str], emb: np.ndarray, y: np.ndarray):
-    """General rows + in-domain rows; the in-domain rows weigh max(1, n_general / n_in) each."""
-    g_prompts, g_emb, g_y, g_w = gen[:4]
-    w_in = max(1.0, len(g_y) / max(len(y), 1))
-    return _pool([(g_prompts, g_emb, g_y, g_w), (prompts, emb, y, np.full(len(y), w_in))])
+        parts.append((g.source.name, [g.source.prompts[i] for i in idx], g.emb[idx], g.source.targets[idx]))
+    return parts, dropped
 
 
 def _apgr(scores, src: GoldenSource) -> float:
@@ -107,32 +107,30 @@ def cross_fitted(recipe: Recipe, target: Labelled, general: Sequence[Labelled] |
     src = target.source
     groups = near_duplicate_groups(target.emb, NEAR_DUPLICATE)
     folds = fold_ids(src.prompts, min(k, len(set(groups.tolist()))), seed, groups)
-    gen = general_rows(general, target.emb) if general else None
+    gen = general_parts(general, target.emb)[0] if general else []
     y = src.targets
     out = np.full(len(src), np.nan)
     for f in np.unique(folds):
         test, train = np.flatnonzero(folds == f), np.flatnonzero(folds != f)
-        tr_prompts = [src.prompts[i] for i in train]
-        rows = (_with_indomain(gen, tr_prompts, target.emb[train], y[train]) if gen
-                else (tr_prompts, target.emb[train], y[train], np.ones(len(train))))
-        scorer = recipe.fit(*rows)
+        own = (src.name, [src.prompts[i] for i in train], target.emb[train], y[train])
+        scorer = recipe.fit(*pool([*gen, own]))
         out[test] = scorer([src.prompts[i] for i in test], target.emb[test])
     return out
 
 
 def leave_one_out(recipe: Recipe, target: Labelled, general: Sequence[Labelled]) -> tuple[np.ndarray, int]:
     """(ii): scores of a router trained on the other sources without near-duplicates of the target."""
-    prompts, emb, y, w, dropped = general_rows(general, target.emb)
-    if not len(y):
+    parts, dropped = general_parts(general, target.emb)
+    if not parts:
         raise ConfigError(f"leave-one-benchmark-out on {target.source.name}: no other golden source")
-    return recipe.fit(prompts, emb, y, w)(target.source.prompts, target.emb), dropped
+    return recipe.fit(*pool(parts))(target.source.prompts, target.emb), dropped
 
 
 def learning_curve(recipe: Recipe, target: Labelled, general: Sequence[Labelled] | None,
                    sizes: Sequence[int] = CURVE_SIZES, draws: int = 5, seed: int = 0) -> dict[int, list[float]]:
     """(iii): APGR on the unlabelled rest for n labelled questions, one value per draw."""
     src = target.source
-    gen = general_rows(general, target.emb) if general else None
+    gen = general_parts(general, target.emb)[0] if general else []
     out: dict[int, list[float]] = {}
     for n in sizes:
         if len(src) - n < MIN_SCORED:
@@ -141,10 +139,8 @@ def learning_curve(recipe: Recipe, target: Labelled, general: Sequence[Labelled]
         for d in range(draws):
             perm = np.random.default_rng(seed + 1000 * d + n).permutation(len(src))
             lab, rest = np.sort(perm[:n]), np.sort(perm[n:])
-            lab_prompts = [src.prompts[i] for i in lab]
-            rows = (_with_indomain(gen, lab_prompts, target.emb[lab], src.targets[lab]) if gen
-                    else (lab_prompts, target.emb[lab], src.targets[lab], np.ones(n)))
-            scores = recipe.fit(*rows)([src.prompts[i] for i in rest], target.emb[rest])
+            own = (src.name, [src.prompts[i] for i in lab], target.emb[lab], src.targets[lab])
+            scores = recipe.fit(*pool([*gen, own]))([src.prompts[i] for i in rest], target.emb[rest])
             vals.append(float(m.apgr(scores, src.strong[rest], src.weak[rest])))
         out[n] = vals
     return out

@@ -1,0 +1,154 @@
+"""The linear router: it learns a known signal, round-trips its checkpoint, rejects bad input; the
+source weighting, the evaluation protocol's splits and the manipulation measurement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from routers.data.golden import GoldenSource, pair_targets, source_weights
+from routers.errors import CheckpointError, ConfigError
+from routers.evaluation import metrics as m
+from routers.evaluation.manipulation import MANIPULATIONS, apply, flip_share
+from routers.evaluation.protocol import Labelled, Recipe, cross_fitted, learning_curve, leave_one_out
+from routers.features import HashedTfidf, surface_features
+from routers.models.linear import LinearRouter, fit_linear
+from routers.registry import load_router
+from tests.fakes import HashEmbedder, synthetic_benchmark
+
+
+def _data(n=300, seed=1):
+    prompts, strong, weak = synthetic_benchmark(n, seed)
+    return prompts, np.asarray(strong, float), np.asarray(weak, float)
+
+
+def test_fit_learns_the_signal_and_beats_random():
+    emb = HashEmbedder(64)
+    p, s, w = _data(400, 1)
+    router = fit_linear(p[:300], emb.embed(p[:300]), pair_targets(s[:300], w[:300], 1.0), embedder=emb)
+    scores = router.score(p[300:])
+    assert scores.shape == (100,) and np.all((scores > 0) & (scores < 1))
+    assert m.apgr(scores, s[300:], w[300:]) > 0.6  # random is ~0.5 on this data (0.70 measured)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    emb = HashEmbedder(32)
+    p, s, w = _data(120, 2)
+    router = fit_linear(p, emb.embed(p), pair_targets(s, w, 1.0), embedder=emb, bits=12, info={"sources": ["x"]})
+    router.save(tmp_path / "ck")
+    loaded = load_router(tmp_path / "ck", embedder=emb)
+    assert isinstance(loaded, LinearRouter) and loaded.describe()["trained_on"] == ["x"]
+    np.testing.assert_allclose(loaded.score(p[:10]), router.score(p[:10]), rtol=1e-5)
+    # one prompt alone scores as inside a batch
+    np.testing.assert_allclose(loaded.score([p[3]]), loaded.score(p[:10])[3:4], rtol=1e-9)
+
+
+def test_missing_weights_and_bad_options_are_named(tmp_path):
+    emb = HashEmbedder(32)
+    p, s, w = _data(60, 3)
+    fit_linear(p, emb.embed(p), pair_targets(s, w, 1.0), embedder=emb, bits=12).save(tmp_path / "ck")
+    with pytest.raises(ConfigError, match="no load options"):
+        LinearRouter.load(tmp_path / "ck", threshold=3)
+    (tmp_path / "ck" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        LinearRouter.load(tmp_path / "ck")
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"targets": [0.2, 1.5, 0.1]}, "in \\[0, 1\\]"),
+    ({"targets": [0.2, 0.5]}, "one length"),
+    ({"weights": [1.0, -1.0, 1.0]}, "weights"),
+])
+def test_fit_rejects_bad_input(kwargs, needle):
+    args = {"prompts": ["a b", "c d", "e f"], "emb": np.eye(3, 4), "targets": [0.0, 1.0, 0.5]}
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=needle):
+        fit_linear(**args)
+
+
+def test_hashed_tfidf_is_deterministic_and_normalised():
+    t = HashedTfidf(bits=12).fit(["prove the theorem", "hello there", "prove it"])
+    x = t.transform(["prove the lemma", "hello"])
+    assert x.shape == (2, 4096)
+    np.testing.assert_allclose(np.sqrt(x.multiply(x).sum(axis=1)).A.ravel(), 1.0, rtol=1e-5)
+    y = HashedTfidf(bits=12, idf=t.idf).transform(["prove the lemma", "hello"])
+    assert abs(x - y).max() == 0
+    with pytest.raises(ConfigError, match="shape"):
+        HashedTfidf(bits=12, idf=np.ones(10))
+    assert surface_features(["What is 2 + 2?\nSay"]).shape == (1, 6)
+
+
+def test_source_weights():
+    w = source_weights({"big": 900, "small": 100})
+    assert w["small"] == pytest.approx(3 * w["big"])  # (N/n) ** 0.5
+    assert (900 * w["big"] + 100 * w["small"]) / 1000 == pytest.approx(1.0)
+    assert source_weights({"big": 900, "small": 100}, power=0) == {"big": 1.0, "small": 1.0}
+    with pytest.raises(ConfigError, match="power"):
+        source_weights({"a": 1}, power=2)
+
+
+def _labelled(name, n, seed):
+    p, s, w = _data(n, seed)
+    return Labelled(GoldenSource(name, p, s, w, 1.0), HashEmbedder(64).embed(p))
+
+
+class Spy:
+    """A recipe that records what each fit saw and scores with the real linear router."""
+
+    def __init__(self):
+        self.seen: list[set[str]] = []
+
+    def fit(self, prompts, emb, y, w):
+        self.seen.append(set(prompts))
+        router = fit_linear(prompts, emb, y, w, bits=12)
+        return router.score_with_embeddings
+
+
+def test_cross_fitting_never_trains_on_the_scored_fold():
+    spy = Spy()
+    target = _labelled("t", 200, 4)
+    scores = cross_fitted(Recipe("spy", "hash-64", spy.fit), target, None, k=5)
+    assert len(spy.seen) == 5 and not np.isnan(scores).any()
+    # every prompt is left out of exactly the fits whose fold it is in: at least one fit misses it
+    for p in target.source.prompts[:20]:
+        assert any(p not in seen for seen in spy.seen)
+    assert m.apgr(scores, target.source.strong, target.source.weak) > 0.6
+
+
+def test_leave_one_out_drops_near_duplicates_of_the_target():
+    spy = Spy()
+    target = _labelled("t", 80, 5)
+    other = _labelled("o", 150, 6)
+    copy = Labelled(GoldenSource("copy", target.source.prompts[:10], target.source.strong[:10],
+                                 target.source.weak[:10], 1.0), target.emb[:10])
+    scores, dropped = leave_one_out(Recipe("spy", "hash-64", spy.fit), target, [other, copy])
+    assert dropped >= 10 and not (set(target.source.prompts) & spy.seen[0])
+    assert scores.shape == (80,)
+
+
+def test_learning_curve_skips_sizes_that_leave_too_little_to_score():
+    target = _labelled("t", 140, 7)
+    curve = learning_curve(Recipe("lin", "hash-64", Spy().fit), target, [_labelled("o", 100, 8)],
+                           sizes=(25, 50, 100, 250), draws=2)
+    assert sorted(curve) == [25, 50, 100] and all(len(v) == 2 for v in curve.values())
+
+
+class KeywordRouter:
+    """0.9 for prompts with 'hard' in them, else (the first number in the prompt) / 100."""
+
+    def score(self, prompts):
+        import re
+
+        return np.array([0.9 if "hard" in p.lower() else int(re.search(r"\d+", p).group()) / 100 for p in prompts])
+
+
+def test_flip_share_counts_manipulated_prompts_that_go_strong():
+    prompts = [f"question number {i} about topic {i % 7}" for i in range(40)]
+    res = flip_share(KeywordRouter(), prompts)
+    assert res["n_weak"] == 20
+    by_text = {r["text"]: r["share"] for r in res["per_manipulation"]}
+    assert by_text[" This is a very hard question."] == 1.0          # contains "hard"
+    assert by_text["URGENT and extremely difficult: "] == 0.0        # does not
+    assert len(MANIPULATIONS) >= 10 and apply("q", "prefix", "X ") == "X q"
+    with pytest.raises(ConfigError):
+        flip_share(KeywordRouter(), prompts[:5])
