@@ -286,9 +286,10 @@ def evaluate(cfg: EvalConfig) -> dict:
             except (RoutersError, ImportError) as exc:
                 log.warning("router %s skipped on %s: %s", spec, bench.name, exc)
                 skipped[spec] = str(exc)
-        protocol = {}
+        protocol, kept = {}, {}
         for name in cfg.recipes:
-            protocol[name] = _protocol_rows(name, bench, cfg, rnd_apgr, golden_cache)
+            protocol[name] = _protocol_rows(name, bench, cfg, rnd_apgr, golden_cache, kept)
+        comparisons = _compare_recipes(cfg.recipes, kept, bench)
         result["benchmarks"][bench.name] = {
             "n": len(bench), "n_original": bench.n_original, "scale": bench.scale,
             "strong_model": bench.strong_model, "weak_model": bench.weak_model,
@@ -298,6 +299,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             "similarity": similarity, "skipped": skipped,
             "cost": cost_analysis(rows, rnd, cfg.strong_price, cfg.weak_price),
             "protocol": protocol,
+            "recipe_comparisons": comparisons,
         }
     return result
 
@@ -316,7 +318,22 @@ def _golden(embedder_spec: str, data_dir, cache: dict, progress: bool) -> dict:
     return cache[embedder_spec]
 
 
-def _protocol_rows(name: str, bench: Benchmark, cfg: EvalConfig, rnd_apgr: float, cache: dict) -> dict:
+def _compare_recipes(names: Sequence[str], kept: dict, bench: Benchmark) -> list[dict]:
+    """Each later recipe against the first (the served default's), per protocol row: the APGR
+    difference on the same questions with a paired bootstrap 95 % interval."""
+    from routers.evaluation.protocol import paired_bootstrap
+
+    out = []
+    for other in names[1:]:
+        for (rec, protocol), scores in kept.items():
+            if rec == other and (names[0], protocol) in kept:
+                res = paired_bootstrap(scores, kept[(names[0], protocol)], bench.strong, bench.weak)
+                out.append({"a": other, "b": names[0], "protocol": protocol, **res})
+    return out
+
+
+def _protocol_rows(name: str, bench: Benchmark, cfg: EvalConfig, rnd_apgr: float, cache: dict,
+                   kept: dict | None = None) -> dict:
     """(i), (ii) and (iii) of one recipe on one benchmark, as report rows."""
     from routers.data.golden import GoldenSource
     from routers.evaluation.protocol import Labelled, recipe, run_protocol
@@ -331,7 +348,10 @@ def _protocol_rows(name: str, bench: Benchmark, cfg: EvalConfig, rnd_apgr: float
     res = run_protocol(rec, target, general, folds=cfg.folds, seed=cfg.seed, curve=cfg.curve, draws=cfg.curve_draws)
     rows = []
     for r in res["rows"]:
-        row = _row(name, r["protocol"], r.pop("scores"), bench, rnd_apgr)
+        scores = r.pop("scores")
+        if kept is not None:
+            kept[(name, r["protocol"])] = scores
+        row = _row(name, r["protocol"], scores, bench, rnd_apgr)
         row.update({k: v for k, v in r.items() if k not in ("protocol", "apgr")})
         rows.append(row)
     res["rows"] = rows

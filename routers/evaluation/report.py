@@ -197,6 +197,13 @@ def _protocol_section(b: dict, image_prefix: str, name: str) -> list[str]:
             out.append(f"| {rec} | {row['config']} | {_pct(row['cpt50'])} | {_pct(row['cpt80'])} | "
                        f"{row['apgr']:.3f} | {_verdict(row['apgr'], b)} |")
     out.append("")
+    comps = b.get("recipe_comparisons") or []
+    if comps:
+        out += ["Recipe against recipe on the same questions (APGR difference, paired bootstrap 95 % interval; "
+                "an interval containing 0 is no difference beyond the noise):", ""]
+        out += [f"- {c['a']} − {c['b']}, {c['protocol']}: {c['diff']:+.3f} ({c['lo']:+.3f} to {c['hi']:+.3f})"
+                for c in comps]
+        out.append("")
     curves = [(rec, label, c) for rec, res in b["protocol"].items() for label, c in res.get("curve", {}).items() if c]
     if curves:
         out += ["(iii) learning curve: APGR on the unlabelled rest, mean (min–max) over draws.", "",

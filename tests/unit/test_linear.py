@@ -152,3 +152,16 @@ def test_flip_share_counts_manipulated_prompts_that_go_strong():
     assert len(MANIPULATIONS) >= 10 and apply("q", "prefix", "X ") == "X q"
     with pytest.raises(ConfigError):
         flip_share(KeywordRouter(), prompts[:5])
+
+
+def test_paired_bootstrap_interval():
+    from routers.evaluation.protocol import paired_bootstrap
+
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 2, 300).astype(float)
+    w = (rng.random(300) < 0.3).astype(float)
+    good, noise = s - w + rng.normal(0, 0.5, 300), rng.random(300)
+    same = paired_bootstrap(noise, noise, s, w, n_boot=100)
+    assert same["diff"] == 0 and same["lo"] == same["hi"] == 0
+    better = paired_bootstrap(good, noise, s, w, n_boot=200)
+    assert better["lo"] > 0 and better["lo"] <= better["diff"] <= better["hi"]
