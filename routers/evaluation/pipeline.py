@@ -275,7 +275,11 @@ def evaluate(cfg: EvalConfig) -> dict:
                     trainer = ridge_trainer(alpha=cfg.ridge_alpha)
                     scores, folds = cross_fit(trainer, b_emb, bench.prompts, targets, k=k, seed=cfg.seed,
                                               general=general_tuple if use_general else None, groups=groups)
-                    conf = (f"{GENERAL} + " if use_general else "") + f"cross-fitted in-domain labels ({k}-fold)"
+                    # "general + in-domain" only when the nested CV gave the general data weight in some fold
+                    weighted = use_general and any(gw > 0 for _, gw in trainer.chosen)
+                    conf = (f"{GENERAL} + " if weighted else "") + f"cross-fitted in-domain labels ({k}-fold)"
+                    if use_general and not weighted:
+                        conf += " (general data offered, weight 0 chosen in every fold)"
                     rows.append(_row(spec, conf, scores, bench, rnd_apgr, folds=k, ridge_chosen=trainer.chosen))
                     sim_key = (f"{GENERAL} + " if use_general else "") + "cross-fitted in-domain (other folds)"
                     similarity[sim_key] = crossfit_similarity(b_emb, folds, all_train if use_general else None)
