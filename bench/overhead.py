@@ -184,7 +184,8 @@ def bench_overhead(
                                "throughput_optimized": throughput_optimized, "access_log": False,
                                "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count(),
                                "score_cache_entries": score_cache_entries, "repeat_share": repeat_share,
-                               "slice_s": slice_s}
+                               "slice_s": slice_s, "placement": app_args.routers[0].placement,
+                               "noop_placement": app_args.routers[0].placement}
     try:
         ray.init(include_dashboard=False, log_to_driver=False, namespace="rayroute-bench")
         serve.start(http_options={"host": "127.0.0.1", "port": port},
