@@ -194,10 +194,9 @@ class WeakModelArgs(_Strict):
         return self
 
     def engine_args(self) -> dict[str, Any]:
-        """AsyncEngineArgs fields; ``max_tokens_default`` is vLLM's generation-config default."""
+        """AsyncEngineArgs fields."""
         return {"dtype": self.dtype, "max_model_len": self.max_model_len, "enforce_eager": self.enforce_eager,
                 "max_num_seqs": self.max_num_seqs, "disable_log_stats": True,
-                "override_generation_config": {"max_new_tokens": self.max_tokens_default},
                 **({"structured_outputs_config": self.structured_outputs} if self.structured_outputs else {}),
                 **self.engine_kwargs}
 

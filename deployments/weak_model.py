@@ -117,6 +117,7 @@ class WeakModel:
         served_model_name: str,
         engine_kwargs: dict[str, Any] | None = None,
         tool_call_parser: str | None = None,
+        max_tokens_default: int = 256,
         kv_cache_space_gib: int | None = 1,
         build_if_missing: bool = False,
         serving_factory: Callable[[str, str, dict[str, Any], dict[str, Any]], Awaitable[WeakServing]]
@@ -125,6 +126,7 @@ class WeakModel:
         self.model = model
         self.served_model_name = served_model_name
         self.tool_call_parser = tool_call_parser
+        self.max_tokens_default = max_tokens_default
         if kv_cache_space_gib:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_space_gib)))
         if build_if_missing and not Path(model).exists():
@@ -147,6 +149,9 @@ class WeakModel:
         from pydantic import ValidationError
         from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
+        if req.get("max_tokens") is None and req.get("max_completion_tokens") is None:
+            # a default, not a cap (vLLM's override_generation_config would cap every request)
+            req = {**req, "max_tokens": self.max_tokens_default}
         try:
             request = ChatCompletionRequest.model_validate({**req, "stream": stream})
         except ValidationError as exc:

@@ -89,7 +89,7 @@ def _streamed_tool_call(chunks) -> tuple[str, str]:
 
 def test_weak_named_tool_choice_returns_a_tool_call_with_json_arguments(client):
     raw = client.chat.completions.with_raw_response.create(model=WEAK, messages=MSG, tools=TOOLS, tool_choice=NAMED,
-                                                           max_tokens=40)
+                                                           max_tokens=60)
     resp = raw.parse()
     assert resp.model == WEAK_NAME and raw.headers["x-routed-model"] == WEAK_NAME
     call = resp.choices[0].message.tool_calls[0]
@@ -98,7 +98,7 @@ def test_weak_named_tool_choice_returns_a_tool_call_with_json_arguments(client):
 
 
 def test_weak_named_tool_choice_streams_tool_call_deltas(client):
-    chunks = _stream(client, model=WEAK, messages=MSG, tools=TOOLS, tool_choice=NAMED, max_tokens=40)
+    chunks = _stream(client, model=WEAK, messages=MSG, tools=TOOLS, tool_choice=NAMED, max_tokens=60)
     name, args = _streamed_tool_call(chunks)
     assert {c.model for c in chunks} == {WEAK_NAME} and name == "get_weather"
     jsonschema.validate(json.loads(args), CITY)
@@ -106,12 +106,12 @@ def test_weak_named_tool_choice_streams_tool_call_deltas(client):
 
 
 def test_weak_json_schema_output_validates(client):
-    resp = client.chat.completions.create(model=WEAK, messages=MSG, response_format=JSON_SCHEMA, max_tokens=40)
+    resp = client.chat.completions.create(model=WEAK, messages=MSG, response_format=JSON_SCHEMA, max_tokens=60)
     jsonschema.validate(json.loads(resp.choices[0].message.content), ANSWER)
 
 
 def test_weak_json_schema_output_validates_streaming(client):
-    chunks = _stream(client, model=WEAK, messages=MSG, response_format=JSON_SCHEMA, max_tokens=40)
+    chunks = _stream(client, model=WEAK, messages=MSG, response_format=JSON_SCHEMA, max_tokens=60)
     jsonschema.validate(json.loads("".join(c.choices[0].delta.content or "" for c in chunks if c.choices)), ANSWER)
 
 

@@ -94,6 +94,13 @@ def test_vllms_errors_reach_the_client_in_its_words(answer, error, cls, param, w
     assert classify(ei.value)[0] == (503 if cls is BackendUnavailableError else 400)
 
 
+@pytest.mark.parametrize("body, expected", [({}, 7), ({"max_tokens": 3}, 3), ({"max_completion_tokens": 20}, None)])
+def test_max_tokens_default_applies_only_when_the_request_gives_none(body, expected):
+    chat = FakeChat(response())
+    asyncio.run(weak(chat, max_tokens_default=7).chat({"model": NAME, "messages": USER, **body}))
+    assert chat.requests[0].max_tokens == expected
+
+
 def test_a_field_vllm_cannot_take_is_a_400_naming_it():
     with pytest.raises(InvalidRequestError) as ei:
         asyncio.run(weak(FakeChat(response())).chat({"model": NAME, "messages": USER, "n": "many"}))
