@@ -62,7 +62,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
     w = cfg.weak_model
     weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-        w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
+        w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser, tool_strict_level=w.tool_strict_level,
         max_tokens_default=w.max_tokens_default,
         kv_cache_space_gib=w.kv_cache_space_gib,
         build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),

@@ -174,6 +174,9 @@ class WeakModelArgs(_Strict):
         "vLLM's --tool-call-parser for this model (e.g. hermes, llama3_json, mistral); with one, the weak "
         "model serves `tools` (auto, required and named tool_choice); without, tool requests are a "
         "feature it lacks"))
+    tool_strict_level: Literal["auto", "function", "parameter"] = Field("auto", description=(
+        "vLLM's --tool-strict-level: 'auto' constrains tool arguments to their schema for tools marked "
+        "strict: true (as OpenAI does); 'parameter' for every tool"))
     supports_images: bool = Field(False, description="the model takes image content parts (a vision model)")
     supports_audio: bool = Field(False, description="the model takes input_audio content parts")
     route_strong_for: list[Feature] = Field(["images", "audio", "tools"], description=(

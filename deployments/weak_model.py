@@ -74,12 +74,14 @@ async def default_serving_factory(model: str, served_model_name: str, engine_kwa
                        max_model_len=int(engine.model_config.max_model_len))
 
 
-def frontend_options(tool_call_parser: str | None) -> dict[str, Any]:
+def frontend_options(tool_call_parser: str | None, tool_strict_level: str = "auto") -> dict[str, Any]:
     """vLLM server options of the weak model (``vllm serve --enable-auto-tool-choice
-    --tool-call-parser X``): with a parser, tools work; without, vLLM refuses requests with tools."""
+    --tool-call-parser X --tool-strict-level L``): with a parser, tools work; without, vLLM refuses
+    requests with tools."""
     if not tool_call_parser:
         return {}
-    return {"enable_auto_tool_choice": True, "tool_call_parser": tool_call_parser}
+    return {"enable_auto_tool_choice": True, "tool_call_parser": tool_call_parser,
+            "tool_strict_level": tool_strict_level}
 
 
 def _error(message: str, param: str | None, status: int) -> Exception:
@@ -117,6 +119,7 @@ class WeakModel:
         served_model_name: str,
         engine_kwargs: dict[str, Any] | None = None,
         tool_call_parser: str | None = None,
+        tool_strict_level: str = "auto",
         max_tokens_default: int = 256,
         kv_cache_space_gib: int | None = 1,
         build_if_missing: bool = False,
@@ -136,7 +139,7 @@ class WeakModel:
             build_tiny_llama(model)
         t0 = time.perf_counter()
         self.serving = await serving_factory(model, served_model_name, dict(engine_kwargs or {}),
-                                             frontend_options(tool_call_parser))
+                                             frontend_options(tool_call_parser, tool_strict_level))
         self.engine = self.serving.engine
         self.max_model_len = self.serving.max_model_len
         self.boot_s = time.perf_counter() - t0

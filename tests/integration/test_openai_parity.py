@@ -27,7 +27,10 @@ WEAK, STRONG = "router-random-1", "router-random-0"
 # bounded schemas: a random model cannot run a string or a number past max_tokens
 CITY = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
         "required": ["city"], "additionalProperties": False}
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city", "parameters": CITY}}]
+# strict: true asks for arguments that follow the schema (OpenAI's structured outputs for tools;
+# vLLM's tool_strict_level "auto" honours it)
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city", "parameters": CITY,
+                                           "strict": True}}]
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 ANSWER = {"type": "object", "properties": {"ok": {"type": "boolean"}, "color": {"enum": ["red", "blue"]}},
           "required": ["ok", "color"], "additionalProperties": False}

@@ -74,7 +74,8 @@ def test_the_body_reaches_vllms_request_model_unchanged():
 
 def test_the_tool_call_parser_is_vllms_server_option():
     assert frontend_options(None) == {}
-    assert frontend_options("hermes") == {"enable_auto_tool_choice": True, "tool_call_parser": "hermes"}
+    assert frontend_options("hermes", "parameter") == {"enable_auto_tool_choice": True, "tool_call_parser": "hermes",
+                                                       "tool_strict_level": "parameter"}
     assert weak(FakeChat(), tool_call_parser="hermes").seen["frontend"]["tool_call_parser"] == "hermes"
 
 
