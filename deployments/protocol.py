@@ -15,7 +15,6 @@ Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the g
 from __future__ import annotations
 
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -284,6 +283,3 @@ class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
-
-def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"

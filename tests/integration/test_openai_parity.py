@@ -16,7 +16,7 @@ import openai
 import pytest
 
 from tests.integration.app_harness import booted_app
-from tests.integration.openai_server import OpenAIServer
+from tests.fakes import CHAT_FIELDS, CITY_SCHEMA, WEATHER_TOOL
 
 INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
 STRONG_KEY = "sk-strong-" + secrets.token_hex(8)
@@ -24,13 +24,7 @@ STRONG_NAME = "fake-strong"
 WEAK_NAME = "weak-tiny-llama"
 WEAK, STRONG = "router-random-1", "router-random-0"
 
-# bounded schemas: a random model cannot run a string or a number past max_tokens
-CITY = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
-        "required": ["city"], "additionalProperties": False}
-# strict: true asks for arguments that follow the schema (OpenAI's structured outputs for tools;
-# vLLM's tool_strict_level "auto" honours it)
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "weather of a city", "parameters": CITY,
-                                           "strict": True}}]
+TOOLS = [WEATHER_TOOL]
 NAMED = {"type": "function", "function": {"name": "get_weather"}}
 ANSWER = {"type": "object", "properties": {"ok": {"type": "boolean"}, "color": {"enum": ["red", "blue"]}},
           "required": ["ok", "color"], "additionalProperties": False}
@@ -38,15 +32,6 @@ JSON_SCHEMA = {"type": "json_schema", "json_schema": {"name": "answer", "schema"
 MSG = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "What is the weather in Paris?"}]
 IMAGE = [{"role": "user", "content": [{"type": "text", "text": "what is in this picture?"},
                                       {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
-
-
-@pytest.fixture(scope="module")
-def strong_server():
-    srv = OpenAIServer(api_key=STRONG_KEY).start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -90,21 +75,26 @@ def _streamed_tool_call(chunks) -> tuple[str, str]:
 # --- the weak model: tools, structured output, logprobs, plain and streaming ----------------------
 
 
+# vLLM's tool-call grammar (unlike response_format's) allows free whitespace inside the arguments,
+# on which a random model can spend many tokens: a large budget, and a seed that finishes in ~75
+TOOL_CALL = {"messages": [{"role": "user", "content": "weather in Paris?"}], "tools": TOOLS, "tool_choice": NAMED,
+             "max_tokens": 440, "seed": 1}
+
+
 def test_weak_named_tool_choice_returns_a_tool_call_with_json_arguments(client):
-    raw = client.chat.completions.with_raw_response.create(model=WEAK, messages=MSG, tools=TOOLS, tool_choice=NAMED,
-                                                           max_tokens=60)
+    raw = client.chat.completions.with_raw_response.create(model=WEAK, **TOOL_CALL)
     resp = raw.parse()
     assert resp.model == WEAK_NAME and raw.headers["x-routed-model"] == WEAK_NAME
     call = resp.choices[0].message.tool_calls[0]
     assert call.function.name == "get_weather"
-    jsonschema.validate(json.loads(call.function.arguments), CITY)
+    jsonschema.validate(json.loads(call.function.arguments), CITY_SCHEMA)
 
 
 def test_weak_named_tool_choice_streams_tool_call_deltas(client):
-    chunks = _stream(client, model=WEAK, messages=MSG, tools=TOOLS, tool_choice=NAMED, max_tokens=60)
+    chunks = _stream(client, model=WEAK, **TOOL_CALL)
     name, args = _streamed_tool_call(chunks)
     assert {c.model for c in chunks} == {WEAK_NAME} and name == "get_weather"
-    jsonschema.validate(json.loads(args), CITY)
+    jsonschema.validate(json.loads(args), CITY_SCHEMA)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens >= 1
 
 
@@ -140,25 +130,9 @@ def test_a_schema_vllm_rejects_is_a_400_in_vllms_words(client, http):
 
 # --- the strong model: every field arrives unchanged ------------------------------------------------
 
-PASS_THROUGH = {
-    "tools": TOOLS, "tool_choice": NAMED, "parallel_tool_calls": False, "response_format": JSON_SCHEMA,
-    "logprobs": True, "top_logprobs": 2, "n": 1, "seed": 7, "stop": ["zz"], "max_completion_tokens": 9,
-    "user": "user-1", "metadata": {"team": "a"},
-    "messages": [
-        {"role": "system", "content": "s"}, {"role": "developer", "content": "d"},
-        {"role": "user", "content": [{"type": "text", "text": "look"},
-                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
-                                     {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-        {"role": "user", "content": "and tomorrow?"}],
-}
-
-
 @pytest.mark.parametrize("stream", [False, True])
 def test_every_field_reaches_the_strong_model_unchanged(http, strong_server, stream):
-    body = {"model": STRONG, **PASS_THROUGH, "stream": stream}
+    body = {"model": STRONG, **CHAT_FIELDS, "stream": stream}
     if stream:
         body["stream_options"] = {"include_usage": True}
     r = http.post("/v1/chat/completions", json=body)
@@ -183,7 +157,7 @@ def test_strong_tool_call_deltas_and_usage_stream_through(client):
     ({"response_format": {"type": "banana"}}, "response_format"),
     ({"logprobs": "yes"}, "logprobs"),
     ({"tools": "nope"}, "tools"),
-    ({"tools": [{"type": "function", "function": {"parameters": CITY}}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": {"parameters": CITY_SCHEMA}}]}, "tools.0.function.name"),
     ({"top_logprobs": "2"}, "top_logprobs"),
     ({"tool_choice": 5}, "tool_choice"),
     ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),

@@ -14,6 +14,7 @@ from deployments import errors as E
 from deployments.config import AppArgs
 from deployments.protocol import ChatCompletionRequest, ModelSelection, RouteRequest, parse_model_name
 from routers.errors import CheckpointError, ConfigError
+from tests.fakes import CHAT_FIELDS
 from routers.errors import UnknownRouterError
 
 # --- model names -----------------------------------------------------------------------------------
@@ -67,26 +68,9 @@ def test_parse_model_name_errors_name_the_value(name, exc, needle):
 USER = [{"role": "user", "content": "hi"}]
 
 
-TOOLS = [{"type": "function", "function": {"name": "get_weather", "description": "d",
-                                         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-#: every pass-through field of issue 17, as a client sends them
-FULL = {
-    "model": "router-mf-0.2", "temperature": 0.3, "max_completion_tokens": 9, "top_p": 0.5, "stop": ["a"], "n": 2,
-    "seed": 7, "user": "u-1", "metadata": {"k": "v"}, "stream": True, "stream_options": {"include_usage": True},
-    "tools": TOOLS, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
-    "parallel_tool_calls": False, "logprobs": True, "top_logprobs": 2,
-    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
-    "messages": [
-        {"role": "system", "content": "s"}, {"role": "developer", "content": "d"},
-        {"role": "user", "content": [{"type": "text", "text": "look"},
-                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
-                                     {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]},
-        {"role": "assistant", "content": None, "tool_calls": [
-            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "P"}'}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
-        {"role": "user", "content": "and tomorrow?"}],
-    "top_k": 3,  # a backend's own field (vLLM): not OpenAI's, passed through unchecked
-}
+#: every pass-through field of issue 17, as a client sends them, and a backend's own field
+FULL = {"model": "router-mf-0.2", **CHAT_FIELDS, "stream": True, "stream_options": {"include_usage": True},
+        "top_k": 3}  # vLLM's, not OpenAI's: passed through unchecked
 
 
 def test_backend_payload_is_the_body_as_sent_with_the_backend_model():
