@@ -1,6 +1,6 @@
 """The weak model: vLLM's own OpenAI serving layer (``OpenAIServingChat`` over the ``AsyncLLM``
-engine) in a replica. Not ``ray.serve.llm``: its server ties the engine to its own placement
-groups; here the replica owns the engine, as before.
+engine) in a replica. Not ``ray.serve.llm``'s LLMServer, which brings its own deployment and
+placement-group handling; here the replica owns the engine, built as ``vllm serve`` builds it.
 
 vLLM does everything OpenAI-shaped: chat templating, sampling parameters, tool calls (with the
 ``tool_call_parser`` given), structured output (``response_format``, named ``tool_choice``, on
