@@ -62,7 +62,8 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
     w = cfg.weak_model
     weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-        w.model, w.served_model_name, w.engine_args(), max_tokens_default=w.max_tokens_default,
+        w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser, tool_strict_level=w.tool_strict_level,
+        max_tokens_default=w.max_tokens_default,
         kv_cache_space_gib=w.kv_cache_space_gib,
         build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
     )
@@ -80,6 +81,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
             s.model: (cfg.strong_price.input_usd_per_1m_tokens, cfg.strong_price.output_usd_per_1m_tokens),
             w.served_model_name: (cfg.weak_price.input_usd_per_1m_tokens, cfg.weak_price.output_usd_per_1m_tokens),
         },
+        weak_lacks=w.lacks(), route_strong_for=frozenset(w.route_strong_for),
     )
     ingress_cls = serve.ingress()(Ingress)
     policies = {"fallback": s.fallback, "on_router_error": cfg.ingress.on_router_error}  # changeable in place

@@ -16,11 +16,14 @@ from typing import Any, Literal, TypeVar
 from routers.errors import ConfigError, UnknownRouterError
 
 from deployments.config import IngressArgs
+from deployments.capabilities import request_features
 from deployments.errors import (
     BackendUnavailableError,
+    ContextLengthError,
     InvalidRequestError,
     ServingError,
     UpstreamError,
+    UnsupportedFeatureError,
     UpstreamUnavailableError,
     classify,
     unwrap,
@@ -54,6 +57,10 @@ class ServedModels:
     fallback: Literal["weak", "error"] = "weak"
     #: model name -> ($ per 1M prompt tokens, $ per 1M completion tokens), for the cost metric
     prices_usd_per_1m: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: request features the weak model cannot serve (``WeakModelArgs.lacks``), and those of them
+    #: (or ``context``) that send a routed request strong instead of a 400
+    weak_lacks: frozenset[str] = frozenset()
+    route_strong_for: frozenset[str] = frozenset()
 
 
 async def _await(response: Any) -> Any:
@@ -132,7 +139,42 @@ class ChatService:
         fb = fallback or decision.fallback
         if fb:
             h["x-rayroute-fallback"] = fb
+        if decision.capability:
+            h["x-rayroute-capability"] = decision.capability
         return h
+
+    # --- what the weak model can serve -------------------------------------------------------------
+
+    def _strong_for(self, decision: RouteDecision, features: frozenset[str]) -> RouteDecision:
+        reason = ",".join(sorted(features))
+        for feature in sorted(features):
+            self.metrics.record_capability_route(decision.router, feature)
+        return decision.model_copy(update={"route": "strong", "routed_model": self.models.strong,
+                                           "capability": reason})
+
+    def capable(self, decision: RouteDecision, req: ChatCompletionRequest) -> RouteDecision:
+        """The decision, sent strong when it goes to a weak model that lacks a feature the request
+        needs and ``route_strong_for`` says so; a 400 naming the feature and the model when not
+        (or when the client named the weak model itself)."""
+        if decision.route != "weak":
+            return decision
+        missing = request_features(req) & self.models.weak_lacks
+        if not missing:
+            return decision
+        refused = sorted(missing - self.models.route_strong_for) if decision.router != "none" else sorted(missing)
+        if refused:
+            raise UnsupportedFeatureError(
+                f"the weak model {self.models.weak!r} cannot serve {', '.join(refused)} (see weak_model."
+                "supports_images / supports_audio / tool_call_parser); send it to the strong model "
+                f"{self.models.strong!r}, or list the feature in weak_model.route_strong_for",
+                param="tools" if refused == ["tools"] else "messages")
+        return self._strong_for(decision, missing)
+
+    def _context_goes_strong(self, decision: RouteDecision, exc: ContextLengthError) -> RouteDecision:
+        """A conversation over the weak model's window (vLLM's verdict) goes strong when configured."""
+        if decision.route != "weak" or decision.router == "none" or "context" not in self.models.route_strong_for:
+            raise exc
+        return self._strong_for(decision, frozenset({"context"}))
 
     # --- calling a model, with the strong model's fallback ---------------------------------------
 
@@ -149,9 +191,9 @@ class ChatService:
                 f"the strong model {self.models.strong!r} is not configured: no API key in "
                 f"${self._strong_info.get('api_key_env', '?')}", code="strong_model_no_api_key")
 
-    def _fallback_allowed(self, route: Route, exc: BaseException) -> bool:
+    def _fallback_allowed(self, route: Route, exc: BaseException, weak_ok: bool) -> bool:
         cause = unwrap(exc)
-        if route != "strong" or self.fallback != "weak":
+        if route != "strong" or self.fallback != "weak" or not weak_ok:
             return False
         if isinstance(cause, UpstreamError):
             return True
@@ -175,10 +217,12 @@ class ChatService:
         self.metrics.record_fallback(reason, from_model, self.models.weak)
         return f"strong_failed:{reason}"
 
-    async def _call(self, route: Route, call: Callable[[Any, str], Awaitable[_T]]) -> tuple[_T, str, str | None]:
+    async def _call(self, route: Route, call: Callable[[Any, str], Awaitable[_T]],
+                    weak_ok: bool = True) -> tuple[_T, str, str | None]:
         """``call(handle, model_name)`` on the routed model; if the strong model fails and the policy
-        allows, once more on the weak one. Returns (result, model used, fallback reason or None).
-        The one fallback path of plain and streaming calls alike."""
+        allows (and the weak model can serve the request: ``weak_ok``), once more on the weak one.
+        Returns (result, model used, fallback reason or None). The one fallback path of plain and
+        streaming calls alike."""
         model = self._model_of(route)
         try:
             if route == "strong":
@@ -187,7 +231,7 @@ class ChatService:
         except StopAsyncIteration:
             raise BackendUnavailableError(f"the model {model!r} returned an empty stream") from None
         except Exception as exc:
-            if not self._fallback_allowed(route, exc):
+            if not self._fallback_allowed(route, exc, weak_ok):
                 raise self._backend_error(exc, model) from None
             fallback = self._record_fallback(exc, model)
         model = self.models.weak
@@ -205,15 +249,26 @@ class ChatService:
 
     # --- endpoints -------------------------------------------------------------------------------
 
+    async def _call_capable(self, decision: RouteDecision, req: ChatCompletionRequest,
+                            call: Callable[[Any, str], Awaitable[_T]]) -> tuple[_T, str, str | None, RouteDecision]:
+        """``_call`` on the decided route; a conversation the weak model finds too long is sent to
+        the strong model when configured. A request the weak model cannot serve never falls back to it."""
+        weak_ok = decision.capability is None and not (request_features(req) & self.models.weak_lacks)
+        try:
+            return (*await self._call(decision.route, call, weak_ok), decision)
+        except ContextLengthError as exc:
+            decision = self._context_goes_strong(decision, exc)
+        return (*await self._call(decision.route, call, weak_ok=False), decision)
+
     async def chat(self, req: ChatCompletionRequest) -> tuple[dict[str, Any], dict[str, str]]:
         """A chat completion: (body, headers)."""
-        decision = await self.decide(self.select(req.model), req.messages_as_dicts())
+        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages()), req)
 
         async def complete(handle: Any, model: str) -> dict[str, Any]:
             return await asyncio.wait_for(_await(handle.chat.remote(req.backend_payload(model))),
                                           self.backend_timeout_s)
 
-        result, model, fallback = await self._call(decision.route, complete)
+        result, model, fallback, decision = await self._call_capable(decision, req, complete)
         result["model"] = model
         self._cost(model, result.get("usage"))
         self.metrics.record_request(decision.router, model, "weak" if fallback else decision.route)
@@ -223,14 +278,14 @@ class ChatService:
         """A streamed chat completion: (SSE events ending ``data: [DONE]``, headers). The model is
         chosen, and falls back, before the first chunk; a failure after it ends the stream with an
         error event."""
-        decision = await self.decide(self.select(req.model), req.messages_as_dicts())
+        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages()), req)
 
         async def open_stream(handle: Any, model: str) -> tuple[Any, dict[str, Any]]:
             gen = handle.options(stream=True).chat_stream.remote(req.backend_payload(model))
             first = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
             return gen, first
 
-        (gen, first), used, fallback = await self._call(decision.route, open_stream)
+        (gen, first), used, fallback, decision = await self._call_capable(decision, req, open_stream)
         self.metrics.record_request(decision.router, used, "weak" if fallback else decision.route)
 
         async def sse() -> AsyncIterator[str]:

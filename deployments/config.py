@@ -156,6 +156,10 @@ class RouterArgs(RouterConfig):
         return self.replica_config().model_dump()
 
 
+#: request features a weak model may lack (``deployments.capabilities``)
+Feature = Literal["images", "audio", "tools", "context"]
+
+
 class WeakModelArgs(_Strict):
     model: str = Field(DEFAULT_WEAK_MODEL, description="local model directory (or hub id where downloads are allowed)")
     served_model_name: str | None = Field(None, description="name reported in responses (default: weak-<dir name>)")
@@ -166,6 +170,21 @@ class WeakModelArgs(_Strict):
     kv_cache_space_gib: int = Field(1, ge=1, le=512, description="VLLM_CPU_KVCACHE_SPACE on CPU, GiB")
     max_tokens_default: int = Field(128, ge=1, description="max_tokens when a request gives none")
     max_num_seqs: int = Field(16, ge=1, description="concurrent sequences in the engine")
+    tool_call_parser: str | None = Field(None, description=(
+        "vLLM's --tool-call-parser for this model (e.g. hermes, llama3_json, mistral); with one, the weak "
+        "model serves `tools` (auto, required and named tool_choice); without, tool requests are a "
+        "feature it lacks"))
+    tool_strict_level: Literal["auto", "function", "parameter"] = Field("auto", description=(
+        "vLLM's --tool-strict-level: 'auto' constrains tool arguments to their schema for tools marked "
+        "strict: true (as OpenAI does); 'parameter' for every tool"))
+    supports_images: bool = Field(False, description="the model takes image content parts (a vision model)")
+    supports_audio: bool = Field(False, description="the model takes input_audio content parts")
+    route_strong_for: list[Feature] = Field(["images", "audio", "tools"], description=(
+        "features the weak model lacks that send a routed request to the strong model (header "
+        "x-rayroute-capability, counted); a lacking feature not listed is a 400 naming it. 'context': a "
+        "conversation over max_model_len, which vLLM rejects, is sent to the strong model instead"))
+    structured_outputs: dict[str, Any] = Field(default_factory=dict, description=(
+        "vLLM StructuredOutputsConfig fields, e.g. {backend: xgrammar, disable_any_whitespace: true}"))
     engine_kwargs: dict[str, Any] = Field(default_factory=dict, description="more AsyncEngineArgs fields")
 
     @model_validator(mode="after")
@@ -178,8 +197,18 @@ class WeakModelArgs(_Strict):
         return self
 
     def engine_args(self) -> dict[str, Any]:
+        """AsyncEngineArgs fields."""
         return {"dtype": self.dtype, "max_model_len": self.max_model_len, "enforce_eager": self.enforce_eager,
-                "max_num_seqs": self.max_num_seqs, "disable_log_stats": True, **self.engine_kwargs}
+                "max_num_seqs": self.max_num_seqs, "disable_log_stats": True,
+                **({"structured_outputs_config": self.structured_outputs} if self.structured_outputs else {}),
+                **self.engine_kwargs}
+
+    def lacks(self) -> frozenset[str]:
+        """The request features this model cannot serve (context is known per request only)."""
+        missing = {"images"} if not self.supports_images else set()
+        missing |= {"audio"} if not self.supports_audio else set()
+        missing |= {"tools"} if not self.tool_call_parser else set()
+        return frozenset(missing)
 
 
 class StrongModelArgs(_Strict):

@@ -68,6 +68,12 @@ class ContextLengthError(InvalidRequestError):
     default_code = "context_length_exceeded"
 
 
+class UnsupportedFeatureError(InvalidRequestError):
+    """The request needs a feature (images, audio, tools) that the model it goes to cannot serve."""
+
+    default_code = "unsupported_feature"
+
+
 class AuthenticationError(ServingError):
     default_code = "invalid_api_key"
 
@@ -166,13 +172,21 @@ def error_body(message: str, err_type: str, param: str | None, code: str | None)
     return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
 
 
+def _is_union_tag(part: Any) -> bool:
+    """pydantic names the member of a union it tried in ``loc`` (``ResponseFormatText``, ``str``,
+    ``list[...]``, ``literal[...]``, ``function-wrap[...]``); these are not fields of the request."""
+    if not isinstance(part, str):
+        return False
+    return part[:1].isupper() or "[" in part or part in ("str", "int", "float", "bool", "dict", "list", "none")
+
+
 def from_validation_error(exc: Any) -> InvalidRequestError:
     """A pydantic ValidationError -> InvalidRequestError naming the first bad field and value."""
     errors = exc.errors() if hasattr(exc, "errors") else []
     if not errors:
         return InvalidRequestError(f"invalid request: {exc}")
     first = errors[0]
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",)]
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body",) and not _is_union_tag(p)]
     param = ".".join(loc) or None
     value = first.get("input")
     shown = repr(value)

@@ -7,6 +7,7 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_router_latency_seconds{router}``      histogram
 - ``rayroute_router_cache_hits_total{router}``     decisions answered from the router's score cache
 - ``rayroute_fallbacks_total{reason, from_model, to_model}``
+- ``rayroute_capability_routes_total{router, feature}``  sent strong because the weak model lacks a feature
 - ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
 - ``rayroute_errors_total{status, code}``
 """
@@ -36,6 +37,7 @@ class ServingMetrics:
         self.routed: _Counter[str] = _Counter()
         self.strong: _Counter[str] = _Counter()
         self.cache_hits: _Counter[str] = _Counter()
+        self.capability_routes: _Counter[tuple[str, str]] = _Counter()
         self.latency_sum_s: dict[str, float] = {}
         self._ray: dict[str, Any] | None = None
         if export:
@@ -60,6 +62,9 @@ class ServingMetrics:
                                     tag_keys=("router",)),
             "fallbacks": m.Counter("rayroute_fallbacks_total", description="Requests served by a fallback model",
                                    tag_keys=("reason", "from_model", "to_model")),
+            "capability": m.Counter("rayroute_capability_routes_total",
+                                    description="Requests sent strong because the weak model lacks a feature",
+                                    tag_keys=("router", "feature")),
             "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
                               tag_keys=("model",)),
             "errors": m.Counter("rayroute_errors_total", description="Error responses", tag_keys=("status", "code")),
@@ -97,6 +102,11 @@ class ServingMetrics:
             self.fallbacks[(reason, from_model, to_model)] += 1
         self._emit("fallbacks", "inc", 1, {"reason": reason, "from_model": from_model, "to_model": to_model})
 
+    def record_capability_route(self, router: str, feature: str) -> None:
+        with self._lock:
+            self.capability_routes[(router, feature)] += 1
+        self._emit("capability", "inc", 1, {"router": router, "feature": feature})
+
     def record_cost(self, model: str, usd: float) -> None:
         if usd <= 0:
             return
@@ -121,6 +131,8 @@ class ServingMetrics:
                 "fallbacks": [{"reason": r, "from_model": f, "to_model": t, "count": c}
                               for (r, f, t), c in sorted(self.fallbacks.items())],
                 "fallbacks_total": sum(self.fallbacks.values()),
+                "capability_routes": [{"router": r, "feature": f, "count": c}
+                                      for (r, f), c in sorted(self.capability_routes.items())],
                 "estimated_cost_usd": dict(self.cost_usd),
                 "errors": [{"status": s, "code": c, "count": n} for (s, c), n in sorted(self.errors.items())],
             }

@@ -15,22 +15,18 @@ Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the g
 from __future__ import annotations
 
 import re
-import time
-import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StrictBool, field_validator, model_validator
 
 from routers.base import validate_threshold
 from routers.errors import ConfigError
 
 from deployments.errors import ModelNameError, ThresholdError
+from deployments.openai_schema import check_chat_request
 
 ROUTER_PREFIX = "router-"
-#: the sampling parameters passed through to both models as they are (``stop``, ``n`` and
-#: ``max_tokens`` are passed too, each with its own handling)
-SAMPLING_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 STRONG_FRACTION_PREFIX = "strong"
 #: longest accepted model string
 MAX_MODEL_NAME = 200
@@ -116,7 +112,7 @@ class TextPart(BaseModel):
 
 
 class OtherPart(BaseModel):
-    """Non-text parts (images, audio, ...): accepted in the schema, ignored for routing."""
+    """Non-text parts (images, audio, files): kept for the backend, left out of the routing text."""
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -133,6 +129,8 @@ ContentPart = TextPart | OtherPart
 
 
 class ChatMessage(BaseModel):
+    """What the router reads of a message; the backend receives the message as the client sent it."""
+
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[ContentPart] | None = None
@@ -151,30 +149,38 @@ class ChatMessage(BaseModel):
             return ""
         return "\n".join(p.text for p in self.content if isinstance(p, TextPart))
 
-
-class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    include_usage: StrictBool = False
+    def part_types(self) -> set[str]:
+        return {p.type for p in self.content} if isinstance(self.content, list) else set()
 
 
 class ChatCompletionRequest(BaseModel):
-    """The subset of OpenAI's chat-completions request that is served. Unknown fields are ignored."""
+    """OpenAI's chat-completions request. The fields the router uses (``model``, ``messages``,
+    ``stream``) and the sampling ranges are typed here; every field is also checked against the
+    official SDK's schema (``deployments.openai_schema``), strictly; the body then goes to the chosen
+    backend as sent, with ``model`` replaced (``backend_payload``). Fields the SDK does not know
+    (a backend's own, such as vLLM's ``top_k``) pass through unchecked."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1, max_length=MAX_MODEL_NAME, description="router-<name>[-<threshold>] or a model name")
     messages: list[ChatMessage] = Field(min_length=1, max_length=1000)
     stream: StrictBool = False
-    stream_options: StreamOptions | None = None
     temperature: Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)] | None = None
     top_p: Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)] | None = None
     max_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
     n: Annotated[int, Field(ge=1, le=8)] = 1
     stop: str | list[str] | None = None
-    seed: int | None = None
     presence_penalty: Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)] | None = None
     frequency_penalty: Annotated[float, Field(ge=-2.0, le=2.0, allow_inf_nan=False)] | None = None
-    user: str | None = None
+    _body: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _openai_schema(cls, data: Any, handler: Any) -> "ChatCompletionRequest":
+        req = handler(data)  # the router's own fields first: their errors are the clearest
+        check_chat_request(data)
+        req._body = data
+        return req
 
     @field_validator("stop")
     @classmethod
@@ -192,24 +198,19 @@ class ChatCompletionRequest(BaseModel):
                              "content cannot be routed)")
         return v
 
-    def effective_max_tokens(self) -> int | None:
-        return self.max_completion_tokens or self.max_tokens
+    def routing_messages(self) -> list[dict[str, str]]:
+        """What the router reads: the text of the user turns only. System and developer prompts,
+        assistant turns and their tool calls, tool results, images and audio are left out, so a
+        tool-using conversation routes on what its user last asked (``routers.base.routing_text``)."""
+        return [{"role": "user", "content": m.text()} for m in self.messages if m.role == "user"]
 
-    def messages_as_dicts(self) -> list[dict[str, Any]]:
-        return [m.model_dump(exclude_none=True) for m in self.messages]
+    def body(self) -> dict[str, Any]:
+        """The request as the client sent it."""
+        return self._body
 
     def backend_payload(self, model: str) -> dict[str, Any]:
-        """What the weak/strong replicas receive: plain JSON-able dict, ``model`` = backend model."""
-        out: dict[str, Any] = {"model": model, "messages": self.messages_as_dicts(), "n": self.n}
-        for key in (*SAMPLING_PARAMS, "stop"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.effective_max_tokens() is not None:
-            out["max_tokens"] = self.effective_max_tokens()
-        if self.stream_options and self.stream_options.include_usage:
-            out["include_usage"] = True
-        return out
+        """What the weak/strong replicas receive: the client's body with ``model`` = backend model."""
+        return {**self._body, "model": model}
 
 
 class RouteRequest(BaseModel):
@@ -244,52 +245,6 @@ class RouteRequest(BaseModel):
 # --- responses -----------------------------------------------------------------------------------
 
 
-class Usage(BaseModel):
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    total_tokens: int = 0
-
-
-class ResponseMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str | None = None
-
-
-class Choice(BaseModel):
-    index: int
-    message: ResponseMessage
-    finish_reason: str | None = None
-
-
-class ChatCompletion(BaseModel):
-    id: str = Field(default_factory=lambda: new_id())
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
-    choices: list[Choice]
-    usage: Usage | None = None
-
-
-class DeltaMessage(BaseModel):
-    role: Literal["assistant"] | None = None
-    content: str | None = None
-
-
-class ChunkChoice(BaseModel):
-    index: int
-    delta: DeltaMessage
-    finish_reason: str | None = None
-
-
-class ChatCompletionChunk(BaseModel):
-    id: str
-    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int = Field(default_factory=lambda: int(time.time()))
-    model: str
-    choices: list[ChunkChoice]
-    usage: Usage | None = None
-
-
 @dataclass(frozen=True)
 class RouterVerdict:
     """A router's answer for one conversation (``RouterReplica.route``)."""
@@ -312,6 +267,8 @@ class RouteDecision(BaseModel):
     strong_fraction: float | None = None
     #: why the decision is not the router's (its replica failed), for the x-rayroute-fallback header
     fallback: str | None = Field(None, exclude=True)
+    #: the features the weak model lacks that sent the request strong, for x-rayroute-capability
+    capability: str | None = Field(None, exclude=True)
 
 
 class ModelCard(BaseModel):
@@ -326,6 +283,3 @@ class ModelList(BaseModel):
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
-
-def new_id(prefix: str = "chatcmpl") -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:24]}"

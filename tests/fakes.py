@@ -6,6 +6,8 @@
   prompt and winner: "hard" prompts (math / code / proofs) are won by the strong models, "easy" ones
   (greetings / small talk) are ties or won by the weak models.
 - ``synthetic_benchmark``: per-question strong / weak scores with the same relation, for APGR.
+- ``CHAT_FIELDS``: every field of OpenAI's chat request that the router passes through (issue 17),
+  as a client sends them; ``WEATHER_TOOL`` its one tool.
 """
 
 from __future__ import annotations
@@ -76,3 +78,28 @@ def synthetic_benchmark(n: int = 300, seed: int = 1) -> tuple[list[str], np.ndar
         s.append(float(rng.random() < 0.9))
         w.append(float(rng.random() < (0.3 if hard else 0.85)))
     return prompts, np.array(s), np.array(w)
+
+
+# --- the OpenAI chat request, every pass-through field ------------------------------------------------
+
+#: bounded argument schema: even a random model finishes it within a few tokens
+CITY_SCHEMA = {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+               "required": ["city"], "additionalProperties": False}
+# strict: true asks for arguments that follow the schema (OpenAI's structured outputs for tools)
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "weather of a city",
+                                                 "parameters": CITY_SCHEMA, "strict": True}}
+CHAT_FIELDS = {
+    "tools": [WEATHER_TOOL], "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "parallel_tool_calls": False, "logprobs": True, "top_logprobs": 2, "n": 1, "seed": 7, "stop": ["zz"],
+    "max_completion_tokens": 9, "user": "user-1", "metadata": {"team": "a"},
+    "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+    "messages": [
+        {"role": "system", "content": "s"}, {"role": "developer", "content": "d"},
+        {"role": "user", "content": [{"type": "text", "text": "look"},
+                                     {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}},
+                                     {"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Rome"}'}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
+        {"role": "user", "content": "and tomorrow?"}],
+}

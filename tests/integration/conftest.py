@@ -1,5 +1,6 @@
 """Clients shared by the integration modules. Each module boots its own app (fixture ``app_url``)
-and sets its own ingress key (module constant ``INGRESS_KEY``); these fixtures talk to that app."""
+and sets its own ingress key (module constant ``INGRESS_KEY``); these fixtures talk to that app.
+``strong_server``: the fake OpenAI server with the module's ``STRONG_KEY`` (a module may define its own)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,14 @@ def client(app_url, ingress_key):
 def http(app_url, ingress_key):
     with httpx.Client(base_url=app_url, timeout=60, headers={"authorization": f"Bearer {ingress_key}"}) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def strong_server(request):
+    from tests.integration.openai_server import OpenAIServer
+
+    srv = OpenAIServer(api_key=request.module.STRONG_KEY).start()
+    try:
+        yield srv
+    finally:
+        srv.stop()

@@ -1,13 +1,15 @@
 """A small, real OpenAI-compatible HTTP server on 127.0.0.1 standing in for the remote strong API.
 
 It speaks POST /v1/chat/completions (plain and SSE streaming, ``data: [DONE]``), checks the bearer
-key, echoes the sampling parameters it received (so tests can see pass-through), and can be told
+key, echoes the sampling parameters it received (so tests can see pass-through), answers a request
+with ``tools`` (and ``tool_choice`` not "none") with a call of the first tool, arguments ``{}``
+(streamed as tool-call deltas, as OpenAI does), and can be told
 to fail: ``server.mode = "ok" | "500" | "429" | "hang" | "drop_mid_stream" | "hang_mid_stream"``;
 ``server.fail_every`` fails every k-th request; ``server.fault_rate`` (with ``fault_modes`` and a
 seeded ``rng``) fails exactly that fraction of each block of 10 requests, at random positions, with
 one of the modes. 429s carry
 ``Retry-After: server.retry_after``; hangs sleep ``hang_s``; ``*_mid_stream`` faults happen after
-``drop_after`` content chunks. ``server.requests`` records what arrived (for assertions),
+``drop_after`` content chunks. ``server.requests`` records what arrived (for assertions: every field, as sent),
 ``server.log`` one ``(monotonic time, mode applied)`` per request.
 
     with OpenAIServer(api_key="k") as srv:   # srv.base_url == "http://127.0.0.1:<port>/v1"
@@ -103,6 +105,9 @@ class OpenAIServer:
             params = {k: body.get(k) for k in ("temperature", "max_tokens", "top_p", "stop", "n") if k in body}
             text = f"{srv.model_reply} {json.dumps(params, sort_keys=True)}"
             cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+            tools = body.get("tools") if body.get("tool_choice") != "none" else None
+            if tools:
+                return _tool_call_answer(cid, body, tools[0]["function"]["name"])
             if not body.get("stream"):
                 return {
                     "id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
@@ -168,6 +173,28 @@ class OpenAIServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def _tool_call_answer(cid: str, body: dict, name: str):
+    call = {"id": "call_1", "type": "function", "function": {"name": name, "arguments": "{}"}}
+    usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    if not body.get("stream"):
+        return {"id": cid, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                             "finish_reason": "tool_calls"}], "usage": usage}
+
+    async def events():
+        yield _sse(cid, body["model"], 0, {"role": "assistant", "content": None, "tool_calls": [
+            {"index": 0, "id": "call_1", "type": "function", "function": {"name": name, "arguments": ""}}]})
+        for piece in ("{", "}"):
+            yield _sse(cid, body["model"], 0, {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]})
+        yield _sse(cid, body["model"], 0, {}, finish="tool_calls")
+        if (body.get("stream_options") or {}).get("include_usage"):
+            yield "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": 0,
+                                         "model": body["model"], "choices": [], "usage": usage}) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
 
 
 def _sse(cid: str, model: str, index: int, delta: dict, finish: str | None = None) -> str:

@@ -181,3 +181,96 @@ def test_stream_broken_mid_way_ends_with_error_event():
     assert events[-1] == "[DONE]"
     assert json.loads(events[-2])["error"]["type"] == "upstream_error"
     assert [json.loads(e)["choices"][0]["delta"]["content"] for e in events[:2]] == ["strong", " answer"]
+
+
+# --- pass-through and capability routing (issue 17) ------------------------------------------------
+
+from deployments.protocol import RouterVerdict  # noqa: E402
+
+IMAGE_TURN = [{"role": "system", "content": "sys"},
+              {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                           {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}]},
+              {"role": "assistant", "content": None, "tool_calls": [
+                  {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+              {"role": "tool", "tool_call_id": "c1", "content": "a tool result"}]
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+
+
+class WeakRouter:
+    """Always says weak; keeps what it was asked to route."""
+
+    def __init__(self):
+        self.seen = []
+
+    async def route(self, messages, threshold, strong_fraction):
+        self.seen.append(messages)
+        return RouterVerdict(p_strong=0.1, threshold=0.5, strong=False)
+
+
+class RecordingWeak(Weak):
+    def __init__(self, error=None):
+        self.error, self.payloads = error, []
+
+    async def chat(self, req):
+        self.payloads.append(req)
+        if self.error:
+            raise self.error
+        return await super().chat(req)
+
+
+def _capable_app(strong, weak=None, lacks=("images", "audio", "tools"), strong_for=("images", "audio", "tools")):
+    router, weak = WeakRouter(), weak or RecordingWeak()
+    ing = Ingress({"r": _Handle(router)}, _Handle(weak), _Handle(strong),
+                  models=ServedModels(strong="strong", weak="weak", default_router="r",
+                                      weak_lacks=frozenset(lacks), route_strong_for=frozenset(strong_for)),
+                  args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
+    return ing, ing.build_asgi_app(), router, weak
+
+
+def test_the_body_reaches_the_backend_as_sent_and_the_router_reads_user_text_only():
+    _, app, router, weak = _capable_app(Strong(), lacks=())
+    body = {"model": "router-r-0.5", "messages": IMAGE_TURN, "tools": TOOLS, "logprobs": True, "top_logprobs": 2,
+            "seed": 1, "metadata": {"a": "b"}, "top_k": 4}
+    r = _post(app, body)
+    assert r.status_code == 200 and r.json()["model"] == "weak"
+    assert weak.payloads == [{**body, "model": "weak"}]
+    assert router.seen == [[{"role": "user", "content": "what is this?"}]]  # no system prompt, tool result, image
+
+
+def test_a_feature_the_weak_model_lacks_sends_a_routed_request_strong_counted_with_a_header():
+    ing, app, _, weak = _capable_app(Strong())
+    r = _post(app, {"model": "router-r-0.5", "messages": IMAGE_TURN, "tools": TOOLS})
+    assert r.status_code == 200 and r.json()["model"] == "strong" and not weak.payloads
+    assert r.headers["x-rayroute-capability"] == "images,tools" and r.headers["x-router-p-strong"] == "0.1"
+    assert ing.metrics.snapshot()["capability_routes"] == [{"router": "r", "feature": "images", "count": 1},
+                                                            {"router": "r", "feature": "tools", "count": 1}]
+
+
+def test_a_request_sent_strong_for_a_feature_never_falls_back_to_the_weak_model():
+    _, app, _, weak = _capable_app(Strong(E.UpstreamError("HTTP 500", code="upstream_http_500")))
+    r = _post(app, {"model": "router-r-0.5", "messages": IMAGE_TURN})
+    assert r.status_code == 502 and not weak.payloads
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"model": "weak", "messages": IMAGE_TURN}, "messages"),            # the client named the weak model
+    ({"model": "router-r-0.5", "messages": USER, "tools": TOOLS}, "tools"),  # tools not in route_strong_for
+])
+def test_a_lacking_feature_not_sent_strong_is_a_400_naming_feature_and_model(body, param):
+    _, app, _, weak = _capable_app(Strong(), strong_for=("images",))
+    r = _post(app, body)
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["code"] == "unsupported_feature" and err["param"] == param
+    assert "'weak'" in err["message"] and not weak.payloads
+
+
+@pytest.mark.parametrize("strong_for, status, model", [(("context",), 200, "strong"), ((), 400, None)])
+def test_a_conversation_over_the_weak_window_goes_strong_when_configured(strong_for, status, model):
+    too_long = E.ContextLengthError("the weak model rejected the request: maximum context length", param="messages")
+    _, app, _, weak = _capable_app(Strong(), weak=RecordingWeak(too_long), strong_for=strong_for)
+    r = _post(app, {"model": "router-r-0.5", "messages": USER})
+    assert r.status_code == status and len(weak.payloads) == 1
+    if model:
+        assert r.json()["model"] == model and r.headers["x-rayroute-capability"] == "context"
+    else:
+        assert r.json()["error"]["code"] == "context_length_exceeded"

@@ -14,6 +14,7 @@ from deployments import errors as E
 from deployments.config import AppArgs
 from deployments.protocol import ChatCompletionRequest, ModelSelection, RouteRequest, parse_model_name
 from routers.errors import CheckpointError, ConfigError
+from tests.fakes import CHAT_FIELDS
 from routers.errors import UnknownRouterError
 
 # --- model names -----------------------------------------------------------------------------------
@@ -67,14 +68,42 @@ def test_parse_model_name_errors_name_the_value(name, exc, needle):
 USER = [{"role": "user", "content": "hi"}]
 
 
-def test_request_valid_and_backend_payload():
-    req = ChatCompletionRequest.model_validate({
-        "model": "router-mf-0.2", "messages": USER, "temperature": 0.3, "max_completion_tokens": 9, "top_p": 0.5,
-        "stop": ["a"], "n": 2, "stream": True, "stream_options": {"include_usage": True}, "unknown_field": 1,
-    })
-    p = req.backend_payload("weak")
-    assert p == {"model": "weak", "messages": USER, "n": 2, "temperature": 0.3, "top_p": 0.5, "stop": ["a"],
-                 "max_tokens": 9, "include_usage": True}
+#: every pass-through field of issue 17, as a client sends them, and a backend's own field
+FULL = {"model": "router-mf-0.2", **CHAT_FIELDS, "stream": True, "stream_options": {"include_usage": True},
+        "top_k": 3}  # vLLM's, not OpenAI's: passed through unchecked
+
+
+def test_backend_payload_is_the_body_as_sent_with_the_backend_model():
+    req = ChatCompletionRequest.model_validate(FULL)
+    assert req.backend_payload("weak") == {**FULL, "model": "weak"}
+    assert req.body() is not None and req.stream is True
+
+
+def test_routing_text_of_a_tool_conversation_is_the_user_turns_only():
+    req = ChatCompletionRequest.model_validate(FULL)
+    assert req.routing_messages() == [{"role": "user", "content": "look"}, {"role": "user", "content": "and tomorrow?"}]
+
+
+@pytest.mark.parametrize("patch, param", [
+    ({"response_format": {"type": "banana"}}, "response_format"),
+    ({"logprobs": "yes"}, "logprobs"),
+    ({"tools": "nope"}, "tools"),
+    ({"tools": [{"type": "function", "function": {"parameters": {}}}]}, "tools.0.function.name"),
+    ({"top_logprobs": "2"}, "top_logprobs"),
+    ({"tool_choice": "banana"}, "tool_choice"),
+    ({"parallel_tool_calls": "no"}, "parallel_tool_calls"),
+    ({"seed": 1.5}, "seed"),
+    ({"metadata": {"k": 1}}, "metadata.k"),
+    ({"user": 5}, "user"),
+    ({"stream_options": {"include_usage": "yes"}}, "stream_options.include_usage"),
+    ({"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "r"}]}, "messages.1"),
+])
+def test_a_known_field_of_the_wrong_type_is_a_400_naming_it(patch, param):
+    with pytest.raises(ValidationError) as ei:
+        ChatCompletionRequest.model_validate({**FULL, **patch})
+    err = E.from_validation_error(ei.value)
+    assert err.param is not None and err.param.startswith(param), err.param
+    assert E.classify(err)[0] == 400
 
 
 def test_content_parts_text_only_is_routable():
@@ -88,7 +117,7 @@ def test_content_parts_text_only_is_routable():
     [
         ({"messages": []}, "messages"),
         ({"messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
-        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content.str"),
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
         ({"messages": [{"role": "system", "content": "only system"}]}, None),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}, None),
         ({"temperature": 3}, "temperature"),

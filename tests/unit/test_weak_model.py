@@ -1,134 +1,146 @@
-"""The weak-model replica through its injected engine: a fake with vLLM's AsyncLLM call shape
-(``get_tokenizer``, ``generate`` as an async generator of request outputs, ``model_config``), so the
-replica's own work is tested without a model: rendering, token budget, sampling parameters,
-OpenAI-shaped answers and chunks, and its errors. (The real engine: tests/integration.)"""
+"""The weak-model replica through its injected serving layer: a fake with the call shape of vLLM's
+``OpenAIServingChat`` (``create_chat_completion(request, raw_request)`` answering a response, an
+``ErrorResponse``, or an async generator of SSE strings), so the replica's own work is tested without
+a model: the body validated by vLLM's request model, vLLM's answers and errors turned into this app's
+(400 stays 400, in vLLM's words). The real engine: tests/integration/test_openai_parity.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from types import SimpleNamespace
 
 import pytest
-from vllm.sampling_params import RequestOutputKind
+from vllm.exceptions import VLLMValidationError
 
-from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError
-from deployments.weak_model import WeakModel
+from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError, classify
+from deployments.weak_model import WeakModel, WeakServing, frontend_options
 
 USER = [{"role": "user", "content": "say hello to me"}]
+NAME = "weak-some-model"
 
 
-class FakeTokenizer:
-    def apply_chat_template(self, messages, add_generation_prompt, tokenize):
-        assert add_generation_prompt and tokenize
-        words = " ".join(m["content"] for m in messages).split()
-        return list(range(len(words) + 2))  # + the template's tokens
+class FakeChat:
+    """Answers ``answer`` (an object, or a list of SSE strings when streaming), or raises ``error``."""
 
+    def __init__(self, answer=None, error: Exception | None = None) -> None:
+        self.answer, self.error = answer, error
+        self.requests: list = []
 
-class FakeEngine:
-    """Answers ``pieces`` (one per step in delta mode, joined in final-only mode) on ``n`` choices."""
-
-    def __init__(self, pieces=("Hel", "lo"), error: Exception | None = None, max_model_len: int = 32) -> None:
-        self.pieces, self.error = pieces, error
-        self.model_config = SimpleNamespace(max_model_len=max_model_len)
-        self.calls: list = []
-
-    def get_tokenizer(self):
-        return FakeTokenizer()
-
-    async def generate(self, prompt, params, request_id):
-        self.calls.append((prompt, params, request_id))
+    async def create_chat_completion(self, request, raw_request):
+        self.requests.append(request)
         if self.error is not None:
             raise self.error
-        if params.output_kind == RequestOutputKind.DELTA:
-            for i, piece in enumerate(self.pieces):
-                last = i == len(self.pieces) - 1
-                yield SimpleNamespace(outputs=[
-                    SimpleNamespace(index=c, text=piece, token_ids=[i], finish_reason="stop" if last else None)
-                    for c in range(params.n)])
-        else:
-            yield SimpleNamespace(outputs=[
-                SimpleNamespace(index=c, text="".join(self.pieces), token_ids=list(range(len(self.pieces))),
-                                finish_reason="length")
-                for c in reversed(range(params.n))])  # out of order: the replica sorts them
+        if isinstance(self.answer, list):
+            async def events():
+                for e in self.answer:
+                    yield e
+            return events()
+        return self.answer
 
 
-def weak(engine: FakeEngine, **kwargs) -> WeakModel:
+def weak(chat: FakeChat, **kwargs) -> WeakModel:
     seen = {}
 
-    def factory(model, engine_kwargs):
-        seen.update(model=model, engine_kwargs=engine_kwargs)
-        return engine
+    async def factory(model, served_model_name, engine_kwargs, frontend):
+        seen.update(model=model, name=served_model_name, engine_kwargs=engine_kwargs, frontend=frontend)
+        return WeakServing(chat=chat, engine=SimpleNamespace(errored=False), max_model_len=32)
 
-    replica = WeakModel("models/some-model", "weak-some-model", {"max_model_len": 32}, engine_factory=factory,
-                        kv_cache_space_gib=None, **kwargs)
-    assert seen == {"model": "models/some-model", "engine_kwargs": {"max_model_len": 32}}
+    replica = WeakModel.__new__(WeakModel)
+    asyncio.run(replica.__init__("models/some-model", NAME, {"max_model_len": 32}, serving_factory=factory,
+                                 kv_cache_space_gib=None, **kwargs))
+    assert seen["engine_kwargs"] == {"max_model_len": 32} and seen["name"] == NAME
+    replica.seen = seen
     return replica
 
 
-def test_chat_answers_openai_shaped_with_usage_and_the_served_name():
-    engine = FakeEngine()
-    out = asyncio.run(weak(engine).chat({"messages": USER, "n": 2, "temperature": 0.3, "stop": "END", "seed": 7}))
-    assert out["object"] == "chat.completion" and out["model"] == "weak-some-model"
-    assert [c["index"] for c in out["choices"]] == [0, 1]
-    assert out["choices"][0]["message"] == {"role": "assistant", "content": "Hello"}
-    assert out["choices"][0]["finish_reason"] == "length"
-    assert out["usage"] == {"prompt_tokens": 6, "completion_tokens": 4, "total_tokens": 10}
-    prompt, params, _ = engine.calls[0]
-    assert prompt == {"prompt_token_ids": list(range(6))}
-    assert (params.n, params.temperature, params.seed, params.stop) == (2, 0.3, 7, ["END"])
-    assert params.output_kind == RequestOutputKind.FINAL_ONLY
+def response(**fields):
+    return SimpleNamespace(choices=[], model_dump=lambda exclude_none: {"object": "chat.completion", **fields})
 
 
-def test_max_tokens_default_and_capped_by_the_room_left_in_the_context():
-    engine = FakeEngine(max_model_len=32)
-    replica = weak(engine, max_tokens_default=5)
-    asyncio.run(replica.chat({"messages": USER}))
-    asyncio.run(replica.chat({"messages": USER, "max_tokens": 1000}))
-    assert [c[1].max_tokens for c in engine.calls] == [5, 32 - 6]
+def test_the_body_reaches_vllms_request_model_unchanged():
+    chat = FakeChat(response(model=NAME))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    body = {"model": NAME, "messages": USER, "tools": tools, "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "logprobs": True, "top_logprobs": 2, "seed": 3, "n": 2, "top_k": 5,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}}
+    out = asyncio.run(weak(chat).chat(body))
+    assert out == {"object": "chat.completion", "model": NAME}
+    req = chat.requests[0]
+    assert (req.model, req.logprobs, req.top_logprobs, req.seed, req.n, req.top_k, req.stream) == (
+        NAME, True, 2, 3, 2, 5, False)
+    assert req.tools[0].function.name == "f" and req.response_format.type == "json_schema"
 
 
-def test_a_prompt_longer_than_the_context_is_a_400_before_the_engine_runs():
-    engine = FakeEngine(max_model_len=8)
-    with pytest.raises(ContextLengthError, match="context is 8"):
-        asyncio.run(weak(engine).chat({"messages": [{"role": "user", "content": "word " * 10}]}))
-    assert engine.calls == []
+def test_the_tool_call_parser_is_vllms_server_option():
+    assert frontend_options(None) == {}
+    assert frontend_options("hermes", "parameter") == {"enable_auto_tool_choice": True, "tool_call_parser": "hermes",
+                                                       "tool_strict_level": "parameter"}
+    assert weak(FakeChat(), tool_call_parser="hermes").seen["frontend"]["tool_call_parser"] == "hermes"
 
 
-@pytest.mark.parametrize("error, expected", [(ValueError("bad stop"), InvalidRequestError),
-                                             (RuntimeError("engine died"), BackendUnavailableError)])
-def test_engine_errors_map_to_a_client_or_a_backend_error(error, expected):
-    with pytest.raises(expected) as ei:
-        asyncio.run(weak(FakeEngine(error=error)).chat({"messages": USER}))
-    assert type(ei.value) is expected
+@pytest.mark.parametrize("answer, error, cls, param, words", [
+    (SimpleNamespace(error=SimpleNamespace(message="Grammar error: Invalid type: banana", code=400, param=None)),
+     None, InvalidRequestError, None, "Grammar error: Invalid type: banana"),
+    (None, ValueError("weak-some-model is not a multimodal model"), InvalidRequestError, None, "not a multimodal"),
+    (None, VLLMValidationError("This model's maximum context length is 32 tokens.", parameter="input_tokens"),
+     ContextLengthError, "messages", "maximum context length"),
+    (SimpleNamespace(error=SimpleNamespace(message="engine dead", code=500, param=None)), None,
+     BackendUnavailableError, None, "engine dead"),
+])
+def test_vllms_errors_reach_the_client_in_its_words(answer, error, cls, param, words):
+    with pytest.raises(cls) as ei:
+        asyncio.run(weak(FakeChat(answer, error)).chat({"model": NAME, "messages": USER}))
+    assert words in ei.value.message and ei.value.param == param
+    assert classify(ei.value)[0] == (503 if cls is BackendUnavailableError else 400)
 
 
-def test_stream_sends_the_role_then_deltas_then_usage_when_asked():
-    engine = FakeEngine(pieces=("Hel", "lo", ""))
-
-    async def collect():
-        return [c async for c in weak(engine).chat_stream({"messages": USER, "include_usage": True})]
-
-    chunks = asyncio.run(collect())
-    assert {c["object"] for c in chunks} == {"chat.completion.chunk"} and len({c["id"] for c in chunks}) == 1
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
-    assert [c["choices"][0]["delta"].get("content") for c in chunks[1:-1]] == ["Hel", "lo", None]
-    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
-    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"]["completion_tokens"] == 3
-    assert engine.calls[0][1].output_kind == RequestOutputKind.DELTA
+@pytest.mark.parametrize("body, expected", [({}, 7), ({"max_tokens": 3}, 3), ({"max_completion_tokens": 20}, None)])
+def test_max_tokens_default_applies_only_when_the_request_gives_none(body, expected):
+    chat = FakeChat(response())
+    asyncio.run(weak(chat, max_tokens_default=7).chat({"model": NAME, "messages": USER, **body}))
+    assert chat.requests[0].max_tokens == expected
 
 
-def test_stream_failure_mid_way_is_a_backend_error():
-    async def collect():
-        return [c async for c in weak(FakeEngine(error=RuntimeError("gone"))).chat_stream({"messages": USER})]
-
-    with pytest.raises(BackendUnavailableError, match="mid-stream"):
-        asyncio.run(collect())
+def test_a_field_vllm_cannot_take_is_a_400_naming_it():
+    with pytest.raises(InvalidRequestError) as ei:
+        asyncio.run(weak(FakeChat(response())).chat({"model": NAME, "messages": USER, "n": "many"}))
+    assert ei.value.param == "n"
 
 
-def test_health_follows_the_engine():
-    engine = FakeEngine()
-    replica = weak(engine)
+def _sse(obj) -> str:
+    return f"data: {json.dumps(obj)}\n\n"
+
+
+def test_stream_yields_vllms_chunks_as_dicts():
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+              {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{"}}]}}]},
+              {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}}]
+    chat = FakeChat([_sse(c) for c in chunks] + ["data: [DONE]\n\n"])
+    replica = weak(chat)
+
+    async def run():
+        return [c async for c in replica.chat_stream({"model": NAME, "messages": USER, "stream": True,
+                                                         "stream_options": {"include_usage": True}})]
+
+    assert asyncio.run(run()) == chunks
+    assert chat.requests[0].stream is True and chat.requests[0].stream_options.include_usage is True
+
+
+def test_an_error_event_mid_stream_raises():
+    replica = weak(FakeChat([_sse({"choices": []}), _sse({"error": {"message": "boom", "code": 500}})]))
+
+    async def run():
+        return [c async for c in replica.chat_stream({"model": NAME, "messages": USER})]
+
+    with pytest.raises(BackendUnavailableError, match="boom"):
+        asyncio.run(run())
+
+
+def test_info_and_health():
+    replica = weak(FakeChat(), tool_call_parser="hermes")
+    assert replica.info()["max_model_len"] == 32 and replica.info()["tool_call_parser"] == "hermes"
     asyncio.run(replica.check_health())
-    engine.errored = True
-    with pytest.raises(RuntimeError, match="errored"):
+    replica.engine.errored = True
+    with pytest.raises(RuntimeError):
         asyncio.run(replica.check_health())
