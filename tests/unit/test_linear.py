@@ -165,3 +165,22 @@ def test_paired_bootstrap_interval():
     assert same["diff"] == 0 and same["lo"] == same["hi"] == 0
     better = paired_bootstrap(good, noise, s, w, n_boot=200)
     assert better["lo"] > 0 and better["lo"] <= better["diff"] <= better["hi"]
+
+
+def test_report_labels_every_protocol_row_with_its_verdict():
+    from routers.evaluation.report import _protocol_section, _protocol_summary
+
+    row = lambda cfg, a: {"router": "rec", "config": cfg, "apgr": a, "cpt50": 0.4, "cpt80": 0.7}  # noqa: E731
+    b = {"random": {"apgr": {"mean": 0.5, "lo": 0.45, "hi": 0.55}}, "rows": [row("none (prompt length)", 0.6)],
+         "protocol": {"rec": {"rows": [row("(i) in-domain only, cross-fitted", 0.7),
+                                       row("(ii) leave-one-benchmark-out", 0.4)],
+                              "curve": {"general + n in-domain": {"250": [0.5, 0.52], "500": [0.6, 0.62]}}}},
+         "recipe_comparisons": [{"a": "x", "b": "rec", "protocol": "(ii) leave-one-benchmark-out",
+                                 "diff": 0.01, "lo": -0.02, "hi": 0.04}]}
+    b["rows"][0]["router"] = "length"
+    text = "\n".join(_protocol_section(b, "", "mmlu"))
+    assert "| rec | (i) in-domain only, cross-fitted | 40.00% | 70.00% | 0.700 | above random's band; beats length" in text
+    assert "0.400 | **below random's band**; **does not beat** length (0.600)" in text
+    assert "x − rec, (ii) leave-one-benchmark-out: +0.010 (-0.020 to +0.040)" in text
+    summary = "\n".join(_protocol_summary({"benchmarks": {"mmlu": b}}))
+    assert "(iii) general + n in-domain, n=250 | 0.510 (0.500–0.520) | inside random's band" in summary
