@@ -34,6 +34,14 @@ def preflight(args: AppArgs) -> None:
             ) from None
 
 
+def ingress_user_config(cfg: AppArgs) -> dict[str, Any]:
+    """The ingress's Serve ``user_config``: the failure policies and the configuration of every router
+    placed in the ingress. Changing it (serve_config.yaml's ``deployments:`` section, or ``rayroute
+    promote``) reconfigures the running ingress in place: a changed router source is a hot reload."""
+    return {"fallback": cfg.strong_model.fallback, "on_router_error": cfg.ingress.on_router_error,
+            "routers": {r.alias: r.user_config() for r in cfg.routers if r.placement == "ingress"}}
+
+
 def build_app(args: dict[str, Any] | AppArgs | None = None):
     """Validate ``args`` and return the bound Serve application (ingress at the root)."""
     from ray import serve
@@ -61,12 +69,18 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         routers[r.alias] = dep.bind(r.alias)
 
     w = cfg.weak_model
-    weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-        w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser, tool_strict_level=w.tool_strict_level,
-        max_tokens_default=w.max_tokens_default,
-        kv_cache_space_gib=w.kv_cache_space_gib,
-        build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
-    )
+    if w.base_url is not None:  # an OpenAI-compatible API serves the weak model: the same client as the strong one
+        s = cfg.strong_model
+        weak = serve.deployment(StrongModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
+            w.base_url, w.model, w.api_key_env, request_timeout_s=s.request_timeout_s, max_retries=s.max_retries,
+            backoff_initial_s=s.backoff_initial_s, backoff_max_s=s.backoff_max_s, cooldown_failures=0)
+    else:
+        weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
+            w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
+            tool_strict_level=w.tool_strict_level, max_tokens_default=w.max_tokens_default,
+            kv_cache_space_gib=w.kv_cache_space_gib,
+            build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
+        )
 
     s = cfg.strong_model
     strong = serve.deployment(StrongModel, name="StrongModel").options(**d.strong_model.to_serve()).bind(
@@ -84,6 +98,6 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         weak_lacks=w.lacks(), route_strong_for=frozenset(w.route_strong_for),
     )
     ingress_cls = serve.ingress()(Ingress)
-    policies = {"fallback": s.fallback, "on_router_error": cfg.ingress.on_router_error}  # changeable in place
-    return serve.deployment(ingress_cls, name="Ingress").options(user_config=policies, **d.ingress.to_serve()).bind(
-        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers)
+    return serve.deployment(ingress_cls, name="Ingress").options(
+        user_config=ingress_user_config(cfg), **d.ingress.to_serve()).bind(
+        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, learning=cfg.learning)

@@ -33,7 +33,7 @@ from deployments.errors import (
     from_validation_error,
 )
 from deployments.metrics import ServingMetrics
-from deployments.protocol import ChatCompletionRequest, RouteRequest
+from deployments.protocol import ChatCompletionRequest, FeedbackRequest, RouteRequest
 
 log = logging.getLogger("ray.serve")
 _Schema = TypeVar("_Schema", bound=BaseModel)
@@ -110,6 +110,17 @@ async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
     return data
 
 
+def request_id(request: Request) -> tuple[str, bool]:
+    """The request's id and whether this app made it: Serve's proxy puts ``x-request-id`` on every
+    request (the client's own, or a new one) and on the response; outside Serve one is made here."""
+    rid = request.headers.get("x-request-id")
+    if rid:
+        return rid[:128], False
+    import uuid
+
+    return uuid.uuid4().hex, True
+
+
 def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, metrics: ServingMetrics) -> FastAPI:
     """The OpenAI-compatible FastAPI app in front of ``service``."""
     app = FastAPI(title="rayroute", description="OpenAI-compatible LLM router (RouteLLM on Ray Serve)",
@@ -159,12 +170,27 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         req = await parse(request, ChatCompletionRequest)
+        rid, own = request_id(request)
+        extra = {"x-request-id": rid} if own else {}
         if req.stream:
-            events, headers = await service.chat_stream(req)
+            events, headers = await service.chat_stream(req, rid)
             return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={**headers, "cache-control": "no-cache"})
-        body, headers = await service.chat(req)
-        return JSONResponse(body, headers=headers)
+                                     headers={**headers, **extra, "cache-control": "no-cache"})
+        body, headers = await service.chat(req, rid)
+        return JSONResponse(body, headers={**headers, **extra})
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
+        limit = service.learning.args.feedback_max_body_bytes if service.learning is not None else 4096
+        auth.check(request.headers.get("authorization"))
+        data = await read_json(request, min(limit, max_body_bytes))
+        try:
+            req = FeedbackRequest.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        if service.learning is None:
+            raise NotFoundError("feedback is off on this server (learning.feedback: false)", code="feedback_disabled")
+        return await service.learning.feedback(req.request_id, req.verdict_score())
 
     @app.post("/v1/route")
     async def route(request: Request):
