@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.bench",
     "cli.serve",
     "cli.ops",
+    "cli.learn",
 )
 
 

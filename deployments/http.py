@@ -204,7 +204,12 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     @app.get("/v1/stats")
     async def stats(request: Request):
         auth.check(request.headers.get("authorization"))
-        return metrics.snapshot()
+        snap = metrics.snapshot()
+        if service.learning is not None and service.learning.args.enabled:
+            from deployments.promotion import promotion_counts
+
+            snap["learning"]["promotions"] = promotion_counts(service.learning.args.store)
+        return snap
 
     @app.get("/health")
     async def health():

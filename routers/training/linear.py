@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | None = "static",
                  sources: Sequence[str] | str = GOLDEN_SOURCES, data_dir: str | Path | None = None,
                  val_fraction: float = 0.05, seed: int = 0, alpha_text: float = 10.0,
-                 alpha_emb: float = 10.0, labels: str | Path | None = None,
+                 alpha_emb: float = 10.0, labels=None,
                  labels_weight: float = 1.0) -> TrainResult:
     """Fit on ``sources`` (golden source names, or a comma-separated string), plus the traffic
     labels of the store ``labels`` if given (one more source, ``traffic``, weighted like the others
@@ -84,7 +84,7 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
     return result
 
 
-def traffic_source(store: str | Path, weight: float = 1.0):
+def traffic_source(store, weight: float = 1.0):
     """The label store as a golden-like source named ``traffic`` (strong = P(strong better),
     weak = 1 − that; ``routers.learning.labels.pair_scores``) and what the checkpoint records
     about it (count, newest label time: the promotion gate scores a router only on labels newer
@@ -96,7 +96,10 @@ def traffic_source(store: str | Path, weight: float = 1.0):
     if weight <= 0:
         raise ConfigError(f"--labels-weight must be > 0, got {weight}")
     stats = ReadStats()
-    df = read_labels(store, stats=stats)
+    if isinstance(store, (str, Path)):
+        df = read_labels(store, stats=stats)
+    else:  # the labels already read (a DataFrame of stored records): the gate trains on what it compared
+        df, store = store, "(in memory)"
     if len(df) < 2:
         raise ConfigError(f"label store {str(store)!r} holds {len(df)} label(s); collect at least 2 before training")
     strong, weak = pair_scores(targets(df))
