@@ -280,3 +280,78 @@ def test_a_shadow_router_scores_live_traffic_without_changing_it(tmp_path):
     assert all(r.json()["model"] == "weak" for r in rs)  # the serving router (p 0.2) decides
     shadow = ing.metrics.snapshot()["learning"]["shadow"]["r"]
     assert shadow == {"decisions": 3, "agree": 0, "would_strong": 3, "agreement": 0.0, "would_strong_fraction": 1.0}
+
+
+# --- the commands -------------------------------------------------------------------------------
+
+
+def _store_with(tmp_path, df: pd.DataFrame):
+    from routers.learning.store import LabelWriter
+
+    w = LabelWriter(tmp_path / "labels")
+    for rec in df.to_dict("records"):
+        w.append(rec)
+    return str(tmp_path / "labels")
+
+
+def test_promote_dry_run_prints_the_comparison_and_changes_nothing(tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from cli.main import main
+    from routers.embeddings import embedder_from_spec
+
+    monkeypatch.setattr("routers.embeddings.embedder_from_spec", lambda spec, **k: HashEmbedder(64))
+    store = _store_with(tmp_path, _labels(120, 0.95))
+    cfg = {"applications": [{"name": "rayroute", "import_path": "deployments.app:build_app",
+                             "args": {"routers": [{"alias": "r", "source": "length", "placement": "ingress"}]}}]}
+    (tmp_path / "serve.yaml").write_text(yaml.safe_dump(cfg))
+    rc = main(["promote", "--dry-run", "--labels", store, "--router", "r", "--config", str(tmp_path / "serve.yaml"),
+               "--sources", "", "--json", str(tmp_path / "gate.json")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "serving   APGR" in out and "candidate APGR" in out and "95 % interval" in out
+    assert "PROMOTE" in out  # the length router knows nothing of these labels
+    assert not (tmp_path / "labels" / "routers").exists()  # a dry run trains and writes no checkpoint
+    import json
+
+    gate = json.loads((tmp_path / "gate.json").read_text())
+    assert gate["dry_run"] is True and gate["promote"] is True and gate["held_out"] == 120
+    from deployments.promotion import promotion_counts
+
+    assert promotion_counts(store) == {"would promote": 1}
+    assert embedder_from_spec is not None
+
+
+def test_promoted_config_changes_only_the_user_config(tmp_path):
+    from deployments.promotion import current_source, promoted_config
+    from routers.models.linear import fit_linear
+
+    emb = HashEmbedder(16)
+    prompts = [f"question number {i} about integrals" for i in range(10)]
+    fit_linear(prompts, emb.embed(prompts), np.linspace(0, 1, 10), embedder_name="hash-16").save(tmp_path / "v2")
+    cfg = {"applications": [{"name": "app", "import_path": "deployments.app:build_app",
+                             "args": {"routers": [{"alias": "a", "source": "length", "placement": "ingress"},
+                                                  {"alias": "b", "source": "random"}]}}]}
+    out = promoted_config(cfg, "app", "a", tmp_path / "v2")
+    out = promoted_config(out, "app", "b", tmp_path / "v2")
+    assert out["applications"][0]["args"] == cfg["applications"][0]["args"]
+    deps = {d["name"]: d["user_config"] for d in out["applications"][0]["deployments"]}
+    assert deps["Ingress"]["routers"]["a"]["source"] == str((tmp_path / "v2").resolve())
+    assert deps["Router_b"]["source"] == str((tmp_path / "v2").resolve())
+    assert current_source(out, "app", "a") == str((tmp_path / "v2").resolve())
+    from routers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="not a router checkpoint"):
+        promoted_config(cfg, "app", "a", tmp_path)
+    with pytest.raises(ConfigError, match="not served"):
+        promoted_config(cfg, "app", "zz", tmp_path / "v2")
+
+
+def test_train_linear_with_labels_records_what_it_learned_from(tmp_path):
+    from routers.registry import load_router
+    from routers.training.linear import train_linear
+
+    store = _store_with(tmp_path, _labels(60, 0.95))
+    train_linear(tmp_path / "ckpt", embedder=HashEmbedder(32), sources=[], labels=store, val_fraction=0.0)
+    r = load_router(tmp_path / "ckpt")
+    assert r.info["sources"] == ["traffic"] and r.info["labels"]["count"] == 60
+    assert r.info["labels"]["until"] == 59.0
