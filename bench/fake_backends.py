@@ -23,6 +23,9 @@ import time
 import uuid
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
 from routers.learning.judge import TEMPLATE
 
 CORRECT, WRONG, UNKNOWN = "[correct]", "[wrong]", "[unknown]"
@@ -72,9 +75,6 @@ class _Server:
         raise NotImplementedError
 
     def _app(self):
-        from fastapi import FastAPI, Request
-        from fastapi.responses import JSONResponse
-
         app = FastAPI()
 
         @app.post("/v1/chat/completions")

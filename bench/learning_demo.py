@@ -61,7 +61,7 @@ class DemoArgs:
     benchmarks: tuple[str, ...] = ("mmlu", "gsm8k")
     eval_questions: int = 1000
     concurrency: int = 4
-    load_rps: float = 5.0  # unused pacing knob kept for the CLI; traffic runs at `concurrency`
+    load_rps: float = 5.0  # traffic during each gate, promotion and evaluation (requests/s)
     seed: int = 0
     folds: int = 5
     data_dir: str | None = None
@@ -70,29 +70,34 @@ class DemoArgs:
 
 @dataclass
 class Traffic:
-    """The client side: threads sending chat requests; every outcome counted."""
+    """The client side: ``concurrency`` threads sending the queued questions as routed chat requests
+    with the openai SDK; every outcome counted. Up to ``allowed`` questions at full speed; while
+    ``rate_rps`` is set (during a promotion and its evaluation), a steady trickle instead, so that
+    the swap always happens under load."""
 
     url: str
     concurrency: int
     ok: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
-    queue: list[str] = field(default_factory=list)
-    sent: int = 0
+    prompts: list[str] = field(default_factory=list)
+    idx: int = 0
+    allowed: int = 0
+    rate_rps: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _threads: list[threading.Thread] = field(default_factory=list)
 
     def feed(self, prompts: list[str]) -> None:
         with self._lock:
-            self.queue = list(prompts)
+            self.prompts, self.idx, self.allowed = list(prompts), 0, 0
 
     def _next(self) -> str | None:
         with self._lock:
-            if not self.queue:
+            if self.idx >= len(self.prompts) or (self.rate_rps is None and self.idx >= self.allowed):
                 return None
-            self.sent += 1
-            return self.queue.pop(0)
+            self.idx += 1
+            return self.prompts[self.idx - 1]
 
     def _run(self) -> None:
         from openai import OpenAI
@@ -112,6 +117,9 @@ class Traffic:
                 with self._lock:
                     self.failed += 1
                     self.failures.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+            rate = self.rate_rps
+            if rate:
+                time.sleep(self.concurrency / rate)
 
     def start(self) -> "Traffic":
         for _ in range(self.concurrency):
@@ -148,7 +156,16 @@ def running_app(app_args: dict[str, Any], env: dict[str, str] | None = None, num
               "applications": [{"name": APP, "route_prefix": "/", "import_path": "deployments.app:build_app",
                                 "args": app_args}]}
     try:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, namespace="rayroute-learning")
+        for attempt in range(3):  # Ray gives its raylet 30 s to register; a busy machine can need more
+            try:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                         namespace="rayroute-learning")
+                break
+            except Exception as exc:
+                if attempt == 2 or "timed out during startup" not in str(exc):
+                    raise
+                log.warning("Ray did not start (%s); retrying", exc)
+                ray.shutdown()
         apply_config(config, wait_s=wait_s)
         yield f"http://127.0.0.1:{port}", config
     finally:
@@ -243,16 +260,22 @@ def _wait_version(url: str, version: str, timeout_s: float = 120) -> float:
 
 def run_demo(a: DemoArgs) -> dict[str, Any]:
     from bench.fake_backends import GoldenModelServer, JudgeServer
-    from deployments.promotion import run_promotion
+    from deployments.promotion import _train_with, run_promotion
     from routers.data.golden import load_golden
+    from routers.learning.store import read_labels
     from routers.embeddings import embedder_from_spec
     from routers.evaluation import metrics as m
     from routers.registry import load_router
 
     t_start = time.monotonic()
+    for noisy in ("httpx", "httpx2", "openai"):  # one line per request otherwise
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    work = Path(a.work_dir) if a.work_dir else out / f".work-{secrets.token_hex(3)}"
+    import tempfile
+
+    # the label store (prompts) and checkpoints live outside the output folder: nothing of it is committed
+    work = Path(a.work_dir) if a.work_dir else Path(tempfile.mkdtemp(prefix="rayroute-learning-"))
     work.mkdir(parents=True, exist_ok=True)
     store = str(work / "labels")
     rng = np.random.default_rng(a.seed)
@@ -305,10 +328,16 @@ def run_demo(a: DemoArgs) -> dict[str, Any]:
                     traffic.feed(p["traffic"])
                     for n in p["sizes"]:
                         t0 = time.monotonic()
+                        have = _label_counts(store, {name: by_bench[name]})[name]
+                        with traffic._lock:  # full speed until n of this benchmark's questions are labelled
+                            traffic.allowed = traffic.idx + max(0, n - have)
+                            traffic.rate_rps = None
                         while _label_counts(store, {name: by_bench[name]})[name] < n:
-                            if not traffic.queue and not traffic.ok and time.monotonic() - t0 > 600:
-                                raise TimeoutError("no labels arriving")
+                            if time.monotonic() - t0 > 900:
+                                raise TimeoutError(f"{name}: fewer than {n} labels after 900 s")
                             time.sleep(0.5)
+                        traffic.rate_rps = a.load_rps  # the promotion happens under a steady load
+                        at_gate = _label_counts(store, by_bench)
                         before_fail = traffic.failed
                         res = run_promotion(store, ALIAS, config, app_name=APP, sources=GENERAL, k=a.folds,
                                             seed=a.seed, general=general, embedder=embedder)
@@ -317,19 +346,24 @@ def run_demo(a: DemoArgs) -> dict[str, Any]:
                             config = res["config"]
                             swap_s = _wait_version(url, Path(res["candidate"]).name)
                         apgr = live_apgr(url, p["eval_prompts"], ev_strong, ev_weak)
-                        counts = _label_counts(store, by_bench)
-                        row = {"benchmark": name, "n": n, "labels_of_benchmark": counts[name],
-                               "labels_total": int(sum(counts.values())),
+                        # what promoting every candidate would give (the gate's conservatism, measured):
+                        # the same recipe on the same labels, scored offline on the same unseen questions
+                        cand_dir = work / f"shadow-{name}-{n}"
+                        _train_with(cand_dir, general, read_labels(store), embedder, 1.0, a.seed)
+                        cand_apgr = float(m.apgr(load_router(cand_dir).score(p["eval_prompts"]), ev_strong, ev_weak))
+                        row = {"benchmark": name, "n": n, "labels_of_benchmark": at_gate[name],
+                               "labels_total": int(sum(at_gate.values())), "labels_gate_read": res["labels"],
                                "gate": {k: v for k, v in res.items() if k not in ("config",)},
                                "promoted": bool(res.get("applied")), "swap_seconds": swap_s,
-                               "live_apgr": apgr, "serving": _stats(url)["router_versions"].get(ALIAS),
+                               "live_apgr": apgr, "candidate_apgr_unseen": cand_apgr, "serving": _stats(url)["router_versions"].get(ALIAS),
                                "failed_requests_during": traffic.failed - before_fail,
                                "requests_ok_so_far": traffic.ok, "elapsed_s": round(time.monotonic() - t_start, 1)}
                         result["checkpoints"].append(row)
-                        print(f"[{name}] N={n} ({counts[name]} labels): gate "
+                        print(f"[{name}] N={n} ({at_gate[name]} labels): gate "
                               f"{'PROMOTED' if row['promoted'] else 'kept'} "
                               f"(diff {res.get('diff', float('nan')):+.3f} [{res.get('diff_lo', float('nan')):+.3f}, "
-                              f"{res.get('diff_hi', float('nan')):+.3f}]); live APGR {apgr:.3f}; "
+                              f"{res.get('diff_hi', float('nan')):+.3f}]); live APGR {apgr:.3f} "
+                              f"(candidate {cand_apgr:.3f}); "
                               f"failed requests {traffic.failed}", flush=True)
             finally:
                 traffic.stop()
@@ -338,6 +372,7 @@ def run_demo(a: DemoArgs) -> dict[str, Any]:
             result["server_stats"] = {k: stats[k] for k in ("learning", "router_versions", "router_reloads")}
             result["fake_calls"] = {"strong": strong.calls, "weak": weak.calls, "judge": judge.calls}
     result["seconds"] = round(time.monotonic() - t_start, 1)
+    result["work_dir"] = str(work)
     (out / "results.json").write_text(json.dumps(result, indent=2, default=_json))
     (out / "results.md").write_text(report(result))
     plot(result, out / "learning-curve.png")
@@ -370,18 +405,20 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"# Learning from traffic: `{r['command']}`", "",
              f"Judge noise {r['args']['noise']:.0%}; {r['requests']['ok']} chat requests answered, "
              f"**{r['requests']['failed']} failed**; {r['seconds']:.0f} s.", "",
-             "| benchmark | N (labels of it) | gate | APGR diff [95 %] | live APGR (unseen) |",
-             "| --- | --- | --- | --- | --- |"]
+             "| benchmark | N (labels of it) | gate | gate: APGR diff on held-out labels [95 %] | live APGR "
+             "(unseen questions) | the candidate's APGR had it been promoted |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for name, b in r["benchmarks"].items():
         lines.append(f"| {name} | 0 (baseline: the served recipe without {name}) | — | — | "
-                     f"{b['baseline_live_apgr']:.3f} |")
+                     f"{b['baseline_live_apgr']:.3f} | — |")
         for c in r["checkpoints"]:
             if c["benchmark"] != name:
                 continue
             g = c["gate"]
             diff = (f"{g['diff']:+.3f} [{g['diff_lo']:+.3f}, {g['diff_hi']:+.3f}]" if "diff" in g else g["reason"])
             lines.append(f"| {name} | {c['n']} ({c['labels_of_benchmark']}) | "
-                         f"{'promoted' if c['promoted'] else 'kept'} | {diff} | {c['live_apgr']:.3f} |")
+                         f"{'promoted' if c['promoted'] else 'kept'} | {diff} | {c['live_apgr']:.3f} | "
+                         f"{c['candidate_apgr_unseen']:.3f} |")
     lines += ["", "The committed `linear_static` checkpoint on the same evaluation questions (trained on "
               "them, so in-sample, not comparable): "
               + ", ".join(f"{n} {b['shipped_checkpoint_apgr_in_sample']:.3f}" for n, b in r["benchmarks"].items()), ""]
@@ -398,7 +435,8 @@ def plot(r: dict[str, Any], path: Path) -> None:
     for ax, (name, b) in zip(axes[0], r["benchmarks"].items()):
         rows = [c for c in r["checkpoints"] if c["benchmark"] == name]
         xs = [c["labels_of_benchmark"] for c in rows]
-        ax.plot([0, *xs], [b["baseline_live_apgr"], *[c["live_apgr"] for c in rows]], "o-", label="live router")
+        ax.plot([0, *xs], [b["baseline_live_apgr"], *[c["live_apgr"] for c in rows]], "o-", label="live router (gated)")
+        ax.plot(xs, [c["candidate_apgr_unseen"] for c in rows], "s--", alpha=0.6, label="candidate (ungated)")
         for c in rows:
             if c["promoted"]:
                 ax.plot(c["labels_of_benchmark"], c["live_apgr"], "*", color="tab:green", ms=12)
