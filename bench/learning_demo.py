@@ -405,7 +405,7 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"# Learning from traffic: `{r['command']}`", "",
              f"Judge noise {r['args']['noise']:.0%}; {r['requests']['ok']} chat requests answered, "
              f"**{r['requests']['failed']} failed**; {r['seconds']:.0f} s.", "",
-             "| benchmark | N (labels of it) | gate | gate: APGR diff on held-out labels [95 %] | live APGR "
+             "| benchmark | N (labels of it) | gate | gate: APGR diff on held-out labels [90 %: lower end = one-sided 95 % bound] | live APGR "
              "(unseen questions) | the candidate's APGR had it been promoted |",
              "| --- | --- | --- | --- | --- | --- |"]
     for name, b in r["benchmarks"].items():

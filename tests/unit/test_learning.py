@@ -308,7 +308,7 @@ def test_promote_dry_run_prints_the_comparison_and_changes_nothing(tmp_path, cap
     rc = main(["promote", "--dry-run", "--labels", store, "--router", "r", "--config", str(tmp_path / "serve.yaml"),
                "--sources", "", "--json", str(tmp_path / "gate.json")])
     out = capsys.readouterr().out
-    assert rc == 0 and "serving   APGR" in out and "candidate APGR" in out and "95 % interval" in out
+    assert rc == 0 and "serving   APGR" in out and "candidate APGR" in out and "one-sided 95 % bound" in out
     assert "PROMOTE" in out  # the length router knows nothing of these labels
     assert not (tmp_path / "labels" / "routers").exists()  # a dry run trains and writes no checkpoint
     import json
