@@ -48,11 +48,15 @@ def _promote_cmd(ns: argparse.Namespace) -> int:
 
 
 def _demo_cmd(ns: argparse.Namespace) -> int:
-    from bench.learning_demo import DemoArgs, run_demo
+    from bench.learning_demo import DemoArgs, add_no_loop, run_demo
 
-    run_demo(DemoArgs(out_dir=ns.out, sizes=tuple(int(x) for x in ns.sizes.split(",")), noise=ns.noise,
-                      benchmarks=tuple(ns.benchmarks.split(",")), eval_questions=ns.eval_questions, seed=ns.seed,
-                      load_rps=ns.load_rps))
+    a = DemoArgs(out_dir=ns.out, sizes=tuple(int(x) for x in ns.sizes.split(",")), noise=ns.noise,
+                 benchmarks=tuple(ns.benchmarks.split(",")), eval_questions=ns.eval_questions, seed=ns.seed,
+                 load_rps=ns.load_rps)
+    if ns.no_loop_only:
+        add_no_loop(a)
+    else:
+        run_demo(a)
     return 0
 
 
@@ -90,4 +94,6 @@ def add_cli(sub) -> None:
     p.add_argument("--eval-questions", type=int, default=1000, help="unseen questions scored per evaluation")
     p.add_argument("--load-rps", type=float, default=5.0, help="background chat requests/s during promotions")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-loop-only", action="store_true", help="only add the no-loop baseline row to an existing "
+                                                                "run's results in --out (same arguments as the run)")
     p.set_defaults(func=_demo_cmd)
