@@ -47,6 +47,22 @@ def _promote_cmd(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _shadow_cmd(ns: argparse.Namespace) -> int:
+    import ray
+
+    from deployments.promotion import apply_config, promoted_config
+
+    config = yaml.safe_load(Path(ns.config).read_text())
+    shadow = {} if ns.off else {ns.router: {"source": str(Path(ns.candidate).resolve()), "threshold": ns.threshold}}
+    new = promoted_config(config, ns.app, ns.router, None, shadow=shadow)
+    ray.init(address=ns.address, log_to_driver=False)
+    apply_config(new)
+    if ns.write_config:
+        Path(ns.write_config).write_text(yaml.safe_dump(new, sort_keys=False))
+    print(f"shadow for {ns.router!r}: {shadow.get(ns.router) or 'off'}; its decisions: GET /v1/stats -> learning.shadow")
+    return 0
+
+
 def _demo_cmd(ns: argparse.Namespace) -> int:
     from bench.learning_demo import DemoArgs, add_no_loop, run_demo
 
@@ -85,6 +101,20 @@ def add_cli(sub) -> None:
     p.add_argument("--write-config", help="also write the promoted Serve config (with the user_config) here")
     p.add_argument("--json", help="write the comparison as JSON here")
     p.set_defaults(func=_promote_cmd)
+
+    p = sub.add_parser("shadow", help="let a candidate router score live traffic beside a served one, changing nothing",
+                       description="Sets the ingress's shadow candidate (Serve user_config, in place): it scores every "
+                                   "prompt the served router routes, after the answer, and only counts its agreement "
+                                   "and would-be strong share (/v1/stats learning.shadow).")
+    p.add_argument("--router", default="linear_static", help="alias of the served router to shadow")
+    p.add_argument("--candidate", help="candidate checkpoint directory")
+    p.add_argument("--threshold", type=float, default=0.5, help="the candidate's threshold")
+    p.add_argument("--off", action="store_true", help="remove the shadow")
+    p.add_argument("--config", default=str(REPO_ROOT / "serve_config.yaml"), help="the Serve config the app runs")
+    p.add_argument("--app", default="rayroute", help="application name in the Serve config")
+    p.add_argument("--address", default="auto", help="Ray cluster address (default: auto)")
+    p.add_argument("--write-config", help="also write the resulting Serve config here")
+    p.set_defaults(func=_shadow_cmd)
 
     p = sub.add_parser("demo-learning", help="the end-to-end learning demonstration on fake backends (docs/learning.md)")
     p.add_argument("--out", default=str(REPO_ROOT / "docs" / "learning"), help="output directory (JSON, Markdown, PNG)")

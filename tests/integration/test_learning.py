@@ -174,3 +174,24 @@ def test_promotion_is_a_hot_reload_with_zero_failed_requests_under_load(app, cli
     assert _ingress_pid() == pid                       # reconfigured in place, never restarted
     assert stats["router_reloads"][ALIAS] == 3
     assert mid == pytest.approx(before) and after != pytest.approx(before) and after > 0.5
+
+
+def test_a_shadow_candidate_scores_live_traffic_and_changes_nothing(app, client, tmp_path):
+    from deployments.promotion import apply_config, promoted_config
+
+    cand = _candidate(tmp_path / "shadow-candidate")
+    serving = httpx.get(app["url"] + "/v1/stats").json()["router_versions"][ALIAS]
+    config = promoted_config(app["config"], "rayroute", ALIAS, None,
+                             shadow={ALIAS: {"source": cand, "threshold": 0.5}})
+    apply_config(config)
+    routed = []
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 120:
+        raw = client.chat.completions.with_raw_response.create(
+            model=f"router-{ALIAS}", messages=[{"role": "user", "content": HARD[len(routed) % 10]}])
+        routed.append(raw.headers["x-routed-model"])
+        shadow = httpx.get(app["url"] + "/v1/stats").json()["learning"]["shadow"].get(ALIAS)
+        if shadow and shadow["decisions"] >= 5:
+            break
+    assert shadow["decisions"] >= 5 and shadow["would_strong_fraction"] == 1.0  # trained: hard -> strong
+    assert httpx.get(app["url"] + "/v1/stats").json()["router_versions"][ALIAS] == serving  # nothing promoted

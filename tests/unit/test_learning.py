@@ -355,3 +355,15 @@ def test_train_linear_with_labels_records_what_it_learned_from(tmp_path):
     r = load_router(tmp_path / "ckpt")
     assert r.info["sources"] == ["traffic"] and r.info["labels"]["count"] == 60
     assert r.info["labels"]["until"] == 59.0
+
+
+def test_the_labels_command_summarises_a_store(tmp_path, capsys):
+    import json
+
+    from cli.main import main
+
+    store = _store_with(tmp_path, _labels(20, 1.0))
+    assert main(["labels", store]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["records"] == 20 and out["kinds"] == {"judge": 20} and out["torn_tails_skipped"] == 0
+    assert out["strong_better"] + out["ties"] + out["weak_better"] == 20 and out["weak_better"] == 0
