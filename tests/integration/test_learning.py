@@ -167,6 +167,7 @@ def test_promotion_is_a_hot_reload_with_zero_failed_requests_under_load(app, cli
         stop.set()
         for t in threads:
             t.join(70)
+    app["config"] = config  # what the app runs now: later changes start from it
     after = httpx.post(url + "/v1/route", json=probe).json()["p_strong"]
     stats = httpx.get(url + "/v1/stats").json()
     assert results["failed"] == [], results["failed"][:5]
@@ -181,7 +182,7 @@ def test_a_shadow_candidate_scores_live_traffic_and_changes_nothing(app, client,
 
     cand = _candidate(tmp_path / "shadow-candidate")
     serving = httpx.get(app["url"] + "/v1/stats").json()["router_versions"][ALIAS]
-    config = promoted_config(app["config"], "rayroute", ALIAS, None,
+    config = promoted_config(app["config"], "rayroute", ALIAS, None,  # the config the app runs, plus a shadow
                              shadow={ALIAS: {"source": cand, "threshold": 0.5}})
     apply_config(config)
     routed = []
