@@ -75,7 +75,7 @@ class ApiKeyAuth:
             )
 
 
-async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
+async def read_json(request: Request, max_body_bytes: int, setting: str = "ingress.max_body_bytes") -> dict[str, Any]:
     """The body as a JSON object, read in chunks up to ``max_body_bytes``; each failure raises the
     ServingError of its status (413, 415, 400)."""
     ctype = request.headers.get("content-type", "")
@@ -84,13 +84,13 @@ async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_body_bytes:
         raise PayloadTooLargeError(
-            f"request body is {declared} bytes; the limit is {max_body_bytes} (ingress.max_body_bytes)")
+            f"request body is {declared} bytes; the limit is {max_body_bytes} ({setting})")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_body_bytes:
             raise PayloadTooLargeError(
-                f"request body exceeds the limit of {max_body_bytes} bytes (ingress.max_body_bytes)")
+                f"request body exceeds the limit of {max_body_bytes} bytes ({setting})")
     if not body:
         raise InvalidJSONError("the request body is empty; send a JSON object")
     try:
@@ -183,7 +183,7 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     async def feedback(request: Request):
         limit = service.learning.args.feedback_max_body_bytes if service.learning is not None else 4096
         auth.check(request.headers.get("authorization"))
-        data = await read_json(request, min(limit, max_body_bytes))
+        data = await read_json(request, min(limit, max_body_bytes), "learning.feedback_max_body_bytes")
         try:
             req = FeedbackRequest.model_validate(data)
         except ValidationError as exc:

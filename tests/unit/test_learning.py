@@ -226,6 +226,8 @@ def test_bad_feedback_gets_a_clear_4xx_in_the_openai_shape(tmp_path, body, statu
     err = r.json()["error"]
     assert r.status_code == status and err["code"] == code and err["message"], r.json()
     assert set(err) == {"message", "type", "param", "code"}
+    if status == 413:
+        assert "learning.feedback_max_body_bytes" in err["message"]
 
 
 def test_expired_feedback_is_a_404(tmp_path):
