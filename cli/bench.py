@@ -100,7 +100,7 @@ def _run_bench_overhead(ns: argparse.Namespace) -> None:
                    chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
                    max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
                    out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share,
-                   slice_s=ns.slice_s)
+                   slice_s=ns.slice_s, runs=ns.runs, command=ns.command_line)
 
 
 def add_cli(sub) -> None:
@@ -177,4 +177,6 @@ def add_cli(sub) -> None:
                    help="share of requests that resend an earlier prompt, in [0, 1)")
     p.add_argument("--slice-s", type=float, default=5.0,
                    help="the two targets of a mode alternate in slices this long (0: request by request)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="measure this many times on the same apps (run<i>/ each) and report median and range")
     p.set_defaults(func=_bench_overhead_cmd)
