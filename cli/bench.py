@@ -21,6 +21,7 @@ def _bench_routers_cmd(args: argparse.Namespace) -> int:
         sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
         device=args.device, embed_batch=args.embed_batch, prompts_file=args.prompts_file,
         reference_embeddings=args.reference_embeddings, save_embeddings=args.save_embeddings,
+        command=args.command_line,
     )
     return 0
 
@@ -35,8 +36,9 @@ def _bench_ceiling_cmd(args: argparse.Namespace) -> int:
         prompts = read_prompts(args.prompts_file, "prompt")[:args.prompts]
     else:
         prompts = real_prompts(args.prompts)
-    result = ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
-                     min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)
+    result = {"command": args.command_line,
+              **ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
+                        min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)}
     md = markdown(result)
     print(md, end="")
     if args.out:
