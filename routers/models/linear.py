@@ -70,7 +70,7 @@ class LinearRouter(EmbeddingRouter):
         prompts = check_prompts(prompts)
         emb = self.embed(prompts) if emb is None else self.check_embeddings(emb)
         s = self.scalars
-        t = np.asarray(self.tfidf.transform(prompts) @ self.text_coef).ravel() + s["text_bias"]
+        t = self.tfidf.dot(prompts, self.text_coef) + s["text_bias"]
         e = np.hstack([emb.astype(np.float64), surface_features(prompts)]) @ self.emb_coef + s["emb_bias"]
         return t, e
 
