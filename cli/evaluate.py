@@ -127,7 +127,7 @@ def add_cli(sub) -> None:
     p.add_argument("--benchmarks", default=None,
                    help=f"comma-separated: {','.join(BENCHMARKS)} or paths to outcomes CSVs (prompt,strong,weak); default: all")
     p.add_argument("--out", default="eval-out", help="output directory (default: eval-out)")
-    p.add_argument("--doc", default=None, help="also write the Markdown report to this file (e.g. docs/results.md)")
+    p.add_argument("--doc", default=None, help="also write the Markdown report to this file (the report is also results.md in --out)")
     p.add_argument("--record-command", action="store_true", help="write the command line into the report (results.md and --doc)")
     p.add_argument("--data-dir", default=None, help="folder with mt_bench/, mmlu/, gsm8k/ (default: ../shared/data/benchmarks)")
     p.add_argument("--mix", default=None, help="training mix file (JSON/YAML) for ridge, decontamination and similarity")

@@ -7,7 +7,7 @@
 
 Why two parts: word n-grams carry topic and task words ("prove", "integral", "def") that transfer
 across benchmarks, while the embedding carries the meaning of paraphrases; on the golden outcomes
-each part alone routes worse than their sum (docs/results). Both are ridge regressions of the
+each part alone routes worse than their sum (results/quality). Both are ridge regressions of the
 target P(strong better) = 0.5 + (strong − weak score) / 2, which for 0/1 correctness is 1, 0.5
 or 0, so the ranking is the expected quality gain of sending the prompt to the strong model.
 
