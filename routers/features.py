@@ -1,4 +1,4 @@
-"""Text features shared by the linear router and the evaluation's ridge heads.
+"""Text features of the linear routers.
 
 - ``length_feature`` / ``surface_features``: cheap counts (length, numbers, digits, operators,
   line breaks, words), each scaled to about [0, 1.5].

@@ -94,8 +94,7 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
         "own outcomes, k folds, alone or with the other golden sources), (ii) leave-one-benchmark-out (the "
         "other sources only, near-duplicates of the target removed), (iii) learning curve (n labelled "
         "questions + the other sources, scored on the rest). A checkpoint trained on a benchmark is never "
-        "scored on it. `ridge` rows (if any) = an embedding-only ridge with the penalty and the general "
-        "data's weight chosen by nested cross-validation on training rows only.",
+        "scored on it.",
         "",
     ]
     out += _targets(result)
