@@ -197,6 +197,7 @@ class BudgetClient:
         self._labels: dict[str, tuple[str, str, str]] = {}
         self._targets: dict[str, Target] = {}
         self._task: asyncio.Task | None = None
+        self.autosync = True  # tests drive sync_once themselves
         self.synced_once = False
         self.sync_failures = 0
 
@@ -282,11 +283,13 @@ class BudgetClient:
 
     def start(self) -> None:
         """Start the background sync on the running event loop (idempotent; no-op without a loop)."""
-        if self._task is not None and not self._task.done():
+        if not self.autosync:
             return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
+            return
+        if self._task is not None and not self._task.done() and self._task.get_loop() is loop:
             return
         self._task = loop.create_task(self._loop())
 
