@@ -64,12 +64,17 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         routers[r.alias] = dep.bind(r.alias)
 
     w = cfg.weak_model
-    weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-        w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser, tool_strict_level=w.tool_strict_level,
-        max_tokens_default=w.max_tokens_default,
-        kv_cache_space_gib=w.kv_cache_space_gib,
-        build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
-    )
+    if w.api_base_url is not None:  # a remote OpenAI-compatible weak model: the same client as the strong one
+        weak = serve.deployment(StrongModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
+            w.api_base_url, w.model, w.api_key_env, request_timeout_s=cfg.ingress.backend_timeout_s,
+            max_retries=1, cooldown_failures=0)
+    else:
+        weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
+            w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
+            tool_strict_level=w.tool_strict_level, max_tokens_default=w.max_tokens_default,
+            kv_cache_space_gib=w.kv_cache_space_gib,
+            build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
+        )
 
     s = cfg.strong_model
     strong = serve.deployment(StrongModel, name="StrongModel").options(**d.strong_model.to_serve()).bind(

@@ -206,6 +206,12 @@ Feature = Literal["images", "audio", "tools", "context"]
 
 class WeakModelArgs(_Strict):
     model: str = Field(DEFAULT_WEAK_MODEL, description="local model directory (or hub id where downloads are allowed)")
+    api_base_url: str | None = Field(None, description=(
+        "serve the weak model from this OpenAI-compatible API (e.g. a vLLM server elsewhere) instead of "
+        "starting vLLM in the replica; `model` is then the model's name at that API. The engine "
+        "fields below are ignored"))
+    api_key_env: str = Field("WEAK_MODEL_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="with api_base_url: environment variable holding the API key")
     served_model_name: str | None = Field(None, description="name reported in responses (default: weak-<dir name>)")
     build_if_missing: bool = Field(True, description="build the tiny random Llama if `model` is the default and missing")
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="weights dtype")
@@ -234,7 +240,7 @@ class WeakModelArgs(_Strict):
     @model_validator(mode="after")
     def _resolve(self) -> "WeakModelArgs":
         looks_local = self.model.startswith((".", "/", "~")) or self.model.startswith("models/")
-        if looks_local:
+        if looks_local and self.api_base_url is None:
             self.model = _abs(self.model)
         if self.served_model_name is None:
             self.served_model_name = "weak-" + Path(self.model).name
