@@ -292,7 +292,8 @@ async def _send_all(url: str, stream: list[dict[str, Any]], model: str, concurre
                 if r.status_code == 200:
                     break
                 await asyncio.sleep(0.5)
-            r.raise_for_status()
+            if r.status_code != 200:
+                raise RuntimeError(f"request {i} ({stream[i]['phase']}) failed: HTTP {r.status_code} {r.text[:300]}")
             h = r.headers
             records[i] = {"p_strong": float(h["x-router-p-strong"]), "threshold": float(h["x-router-threshold"]),
                           "strong": h["x-routed-model"] == "fake-strong", "target": h.get("x-rayroute-budget-target"),
@@ -404,6 +405,9 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
 def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: str = "linear_static",
                  target: float = 0.3, replicas: tuple[int, ...] = (1, 2), n_per_phase: int = 2000,
                  concurrency: int = 8, seed: int = 0, decision_n: int = 20000) -> dict[str, Any]:
+    import logging
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stream = replay_stream(n_per_phase, seed)

@@ -14,6 +14,8 @@ import threading
 import time
 from typing import Any
 
+from fastapi import FastAPI, Request
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -48,8 +50,6 @@ class FakeOpenAI:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def _app(self) -> Any:
-        from fastapi import FastAPI, Request
-
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
         srv = self
 
