@@ -380,7 +380,7 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     target = results["target"]
     fig, ax = plt.subplots(figsize=(10, 4.5))
     n_phase = results["n_per_phase"]
-    for run in results["runs"]:
+    for run in (r for r in results["runs"] if r.get("run", 1) == 1):  # one line per replica count
         x = np.array([r["strong"] for r in run["records"]])
         w = window_shares(x, results["window"])
         ax.plot(np.arange(results["window"], len(x) + 1), w, label=f"controller, {run['replicas']} ingress replica(s)")
@@ -402,9 +402,50 @@ def plot(results: dict[str, Any], path: str | Path) -> None:
     plt.close(fig)
 
 
+def _compact(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's records as columns (the raw JSON beside the doc stays small)."""
+    return {"p_strong": [round(r["p_strong"], 6) for r in records], "threshold": [round(r["threshold"], 6) for r in records],
+            "strong": "".join("1" if r["strong"] else "0" for r in records), "t_s": [r["t"] for r in records]}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    return {"median": float(statistics.median(values)), "min": float(min(values)), "max": float(max(values))}
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# bench-budget: {summary['target']:.0%} strong, router {summary['router']}", "",
+             f"`{summary['command']}`; static α = {summary['static_alpha']:g} (calibrated on AlpacaEval); "
+             f"{summary['n_per_phase']} requests per phase; windows of {summary['window']} after the first "
+             f"{summary['skip']} of each phase.", "",
+             "| ingress replicas | run | overall share | worst window dev. (pts) alpaca / gsm8k / mmlu | all within ±3 | "
+             "req/s | PGR controller | PGR static, same share |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for run in summary["runs"]:
+        a = run["analysis"]
+        dev = " / ".join(f"{a['phases'][n]['worst_window_deviation_points']:.1f}" for n in PHASES if n in a["phases"])
+        q = a.get("quality", {})
+        lines.append(f"| {run['replicas']} | {run['run']} | {a['overall_share']:.3f} | {dev} | "
+                     f"{'yes' if a['every_window_within_tolerance'] else 'NO'} | {run['requests_per_s']} | "
+                     f"{q.get('controller_pgr', float('nan')):.3f} | {q.get('static_equal_share_pgr', float('nan')):.3f} |")
+    lines += ["", "| phase | static α share | drift (pts) |", "| --- | --- | --- |"]
+    first = summary["runs"][0]["analysis"]["phases"]
+    for n in PHASES:
+        if n in first:
+            lines.append(f"| {n} | {first[n]['static_share']:.3f} | {first[n]['static_drift_points']:+.1f} |")
+    dp = summary["decision_path"]
+    lines += ["", f"Decision path in process: static {dp['static_p50_ms']:.4f} ms, live target {dp['live_p50_ms']:.4f} ms "
+              f"p50: **+{dp['added_p50_ms']:.4f} ms**; the shared state spends {dp['state_sync_per_decision_ms']:.4f} ms "
+              "per decision it takes in.", ""]
+    for r, agg in summary["by_replicas"].items():
+        lines.append(f"- {r} replica(s), {agg['runs']} run(s): worst window deviation median {agg['worst_points']['median']:.1f} "
+                     f"pts (range {agg['worst_points']['min']:.1f}–{agg['worst_points']['max']:.1f}); APGR (in-process replay "
+                     f"on the served scores) controller {agg['controller_apgr']['median']:.3f} vs static "
+                     f"{agg['static_apgr']['median']:.3f}")
+    return "\n".join(lines) + "\n"
+
+
 def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: str = "linear_static",
                  target: float = 0.3, replicas: tuple[int, ...] = (1, 2), n_per_phase: int = 2000,
-                 concurrency: int = 8, seed: int = 0, decision_n: int = 20000) -> dict[str, Any]:
+                 concurrency: int = 8, seed: int = 0, decision_n: int = 20000, runs: int = 1) -> dict[str, Any]:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -413,30 +454,49 @@ def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: st
     stream = replay_stream(n_per_phase, seed)
     alpha = static_alpha(router, target)
     print(f"bench-budget: static α for {target:.0%} on AlpacaEval = {alpha:g}", flush=True)
-    results: dict[str, Any] = {"command": "rayroute bench-budget", "router": router, "target": target,
-                               "n_per_phase": n_per_phase, "phases": list(PHASES), "seed": seed,
-                               "static_alpha": alpha, "window": 500, "skip": 200, "cpus": os.cpu_count(),
-                               "decision_path": decision_path_bench(decision_n), "runs": []}
+    results: dict[str, Any] = {"command": f"rayroute bench-budget --replicas {','.join(map(str, replicas))} --runs {runs}",
+                               "router": router, "target": target, "n_per_phase": n_per_phase, "phases": list(PHASES),
+                               "seed": seed, "static_alpha": alpha, "window": 500, "skip": 200, "cpus": os.cpu_count(),
+                               "concurrency": concurrency, "decision_path": decision_path_bench(decision_n), "runs": []}
     dp = results["decision_path"]
     print(f"decision path: +{dp['added_p50_ms']:.4f} ms p50 in process (static {dp['static_p50_ms']:.4f} ms, "
           f"live {dp['live_p50_ms']:.4f} ms); shared state {dp['state_sync_per_decision_ms']:.4f} ms per decision",
           flush=True)
-    for r in replicas:
-        run = served_run(stream, router, r, target, concurrency)
-        run["analysis"] = analyse(run["records"], stream, target, alpha)
-        p = np.array([x["p_strong"] for x in run["records"]])
-        run["apgr"] = simulate_apgr(p, stream)
-        results["runs"].append(run)
-        a = run["analysis"]
-        print(f"{r} replica(s): {run['wall_s']}s ({run['requests_per_s']} req/s); overall share "
-              f"{a['overall_share']:.3f}; every window within ±3 points: {a['every_window_within_tolerance']}", flush=True)
-        for name, ph in a["phases"].items():
-            print(f"  {name:12s} static {ph['static_share']:.3f} ({ph['static_drift_points']:+.1f} pts)  controller "
-                  f"{ph['controller_share']:.3f}, windows {ph['window_share_min']:.3f}..{ph['window_share_max']:.3f} "
-                  f"(worst {ph['worst_window_deviation_points']:.1f} pts)", flush=True)
-        (out / f"bench-budget-r{r}.json").write_text(json.dumps(run, indent=1) + "\n")  # raw, incl. records
+    for k in range(runs):
+        for r in replicas:
+            run = served_run(stream, router, r, target, concurrency)
+            run["run"] = k + 1
+            run["analysis"] = analyse(run["records"], stream, target, alpha)
+            p = np.array([x["p_strong"] for x in run["records"]])
+            run["apgr"] = simulate_apgr(p, stream)
+            results["runs"].append(run)
+            a = run["analysis"]
+            print(f"{r} replica(s), run {k + 1}/{runs}: {run['wall_s']}s ({run['requests_per_s']} req/s); overall share "
+                  f"{a['overall_share']:.3f}; every window within ±3 points: {a['every_window_within_tolerance']}", flush=True)
+            for name, ph in a["phases"].items():
+                print(f"  {name:12s} static {ph['static_share']:.3f} ({ph['static_drift_points']:+.1f} pts)  controller "
+                      f"{ph['controller_share']:.3f}, windows {ph['window_share_min']:.3f}..{ph['window_share_max']:.3f} "
+                      f"(worst {ph['worst_window_deviation_points']:.1f} pts)", flush=True)
+            raw = {**{x: v for x, v in run.items() if x != "records"}, "records": _compact(run["records"])}
+            (out / f"bench-budget-r{r}-run{k + 1}.json").write_text(json.dumps(raw) + "\n")  # raw, with every decision
     summary = {k: v for k, v in results.items() if k != "runs"}
     summary["runs"] = [{k: v for k, v in run.items() if k != "records"} for run in results["runs"]]
+    summary["by_replicas"] = {}
+    for r in replicas:
+        rs = [run for run in results["runs"] if run["replicas"] == r]
+        worst = [max(ph["worst_window_deviation_points"] for ph in run["analysis"]["phases"].values()) for run in rs]
+        summary["by_replicas"][str(r)] = {
+            "runs": len(rs), "worst_points": _spread(worst),
+            "all_within_tolerance": all(run["analysis"]["every_window_within_tolerance"] for run in rs),
+            "overall_share": _spread([run["analysis"]["overall_share"] for run in rs]),
+            "requests_per_s": _spread([run["requests_per_s"] for run in rs]),
+            "controller_pgr": _spread([run["analysis"]["quality"]["controller_pgr"] for run in rs]),
+            "static_equal_share_pgr": _spread([run["analysis"]["quality"]["static_equal_share_pgr"] for run in rs]),
+            "controller_apgr": _spread([run["apgr"]["controller_apgr"] for run in rs]),
+            "static_apgr": _spread([run["apgr"]["static_apgr"] for run in rs]),
+        }
     (out / "bench-budget.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "bench-budget.md").write_text(markdown(summary))
     plot(results, out / "share-over-time.png")
+    print(markdown(summary), flush=True)
     return summary

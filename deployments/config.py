@@ -315,7 +315,7 @@ class BudgetArgs(_Strict):
     horizon_requests: float = Field(25.0, gt=0, le=100_000, description=(
         "a shortfall (or excess) of strong calls is made up over about this many requests"))
     memory_requests: int = Field(2000, ge=10, le=10_000_000, description="the deficit forgets at 1/this per request")
-    sync_interval_s: float = Field(0.2, gt=0, le=60, description=(
+    sync_interval_s: float = Field(0.1, gt=0, le=60, description=(
         "how often each ingress replica sends its decisions to the shared state and takes back α"))
     sync_timeout_s: float = Field(2.0, gt=0, le=60, description="a sync slower than this is dropped and retried")
     max_targets: int = Field(1000, ge=1, le=1_000_000, description=(
