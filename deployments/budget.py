@@ -223,6 +223,10 @@ class BudgetClient:
         if key not in self._labels:
             self._labels[key] = (sel.router, tenant or "-", target.label())
             self._targets[key] = target
+            while len(self._labels) > self.args.max_targets:  # client-chosen names: bounded, as in the state
+                old = next(iter(self._labels))
+                self._labels.pop(old)
+                self._targets.pop(old, None)
         return key, target
 
     # --- the hot path ----------------------------------------------------------------------------
@@ -241,7 +245,7 @@ class BudgetClient:
     def _entry(self, key: str, target: Target) -> dict[str, Any]:
         e = self._pending.get(key)
         if e is None:
-            router = self._labels[key][0]
+            router = (self._labels.get(key) or _split_key(key))[0]
             e = self._pending[key] = {"router": router, "kind": target.kind, "value": target.value,
                                       "scores": [], "strong": [], "costs": []}
         return e

@@ -271,3 +271,14 @@ def test_prices_from_the_genai_prices_table():
     cfg = AppArgs.model_validate(_app_args(budget={"price_source": "genai_prices"}, strong_model={"model": "no-such-llm"}))
     with pytest.raises(ConfigError, match="strong_model.model 'no-such-llm'"):
         resolve_prices(cfg)
+
+
+def test_targets_are_bounded_in_the_state_and_in_each_replica():
+    args = budget_args(max_targets=2)
+    state = BudgetState(args.model_dump(), PRICES)
+    bc = BudgetClient(_Handle(state), args, {}, PRICES, ServingMetrics(export=False))
+    for f in ("0.1", "0.2", "0.3"):
+        key, target = bc.target_for(parse_model_name(f"router-fake-strong{f}"), None)
+        bc.observe(key, target, 0.5, True)
+    asyncio.run(bc.sync_once())
+    assert len(bc._labels) == 2 and list(state.keys) == ["fake:-:share=0.2", "fake:-:share=0.3"]
