@@ -333,9 +333,9 @@ class BudgetArgs(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"budget.tenants names must be unique; repeated: {dupes}")
-        for i, t in enumerate(self.tenants):
-            if t.budget is not None and not self.enabled:
-                raise ValueError(f"budget.tenants[{i}].budget needs budget.enabled: true")
+        if self.tenants and not self.enabled:  # tenants' targets and caps are enforced by budget control
+            raise ValueError(f"budget.tenants ({', '.join(names)}) need budget.enabled: true; without it "
+                             "their targets and daily caps would not be enforced")
         return self
 
 

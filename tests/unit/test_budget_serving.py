@@ -90,6 +90,9 @@ def test_two_replicas_hold_one_share_globally_and_a_restart_resumes():
 
     strong = asyncio.run(go())
     assert state.keys["fake:-:share=0.3"].controller.n == len(scores)  # every decision of both replicas
+    gauge = a.metrics.snapshot()["budget"]
+    assert gauge[0]["router"] == "fake" and gauge[0]["tenant"] == "-" and gauge[0]["target"] == "share=0.3"
+    assert gauge[0]["target_share"] == 0.3 and abs(gauge[0]["realised_share"] - 0.3) < 0.05
     late = strong[700:]
     assert abs(late.mean() - 0.3) <= 0.03, late.mean()  # after the shift, both replicas together hold 30 %
     assert abs(strong.mean() - 0.3) <= 0.03
@@ -251,6 +254,7 @@ def _app_args(**kw):
     ({"routers": [{"alias": "random", "budget": {"strong_share": 0.3}}]}, "budget.enabled"),
     ({"budget": {"enabled": True}, "routers": [{"alias": "random", "budget": {"strong_share": 0.3, "usd_per_hour": 2}}]},
      "exactly one"),
+    ({"budget": {"tenants": [{"name": "a", "api_keys_env": "K", "daily_cap_usd": 3}]}}, "budget.enabled"),
 ])
 def test_bad_budget_config_names_the_field(bad, field):
     with pytest.raises(pydantic.ValidationError, match=field):
@@ -282,3 +286,21 @@ def test_targets_are_bounded_in_the_state_and_in_each_replica():
         bc.observe(key, target, 0.5, True)
     asyncio.run(bc.sync_once())
     assert len(bc._labels) == 2 and list(state.keys) == ["fake:-:share=0.2", "fake:-:share=0.3"]
+
+
+def test_a_tenants_target_comes_before_the_routers(monkeypatch):
+    monkeypatch.setenv("TEAM_B_KEYS", "key-b")
+    args = budget_args(tenants=[{"name": "team_b", "api_keys_env": "TEAM_B_KEYS", "budget": {"strong_share": 0.2}}])
+    state = BudgetState(args.model_dump(), PRICES)
+    ing = make_ingress(state, args, router_budget=BudgetTargetArgs(strong_share=0.5), keys_env="NO_SUCH_ENV_X")
+
+    async def go():
+        async with _client(ing) as c:
+            r = await _chat(c, "router-fake", 0.9, key="key-b")
+            assert r.headers["x-rayroute-budget-target"] == "share=0.2" and r.headers["x-rayroute-tenant"] == "team_b"
+            r = await _chat(c, "router-fake-strong0.7", 0.9, key="key-b")  # the name's own target first
+            assert r.headers["x-rayroute-budget-target"] == "share=0.7"
+            await ing.service.budget.sync_once()
+
+    asyncio.run(go())
+    assert set(state.keys) == {"fake:team_b:share=0.2", "fake:team_b:share=0.7"}
