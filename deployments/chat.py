@@ -193,7 +193,13 @@ class ChatService:
         missing = request_features(req) & self.models.weak_lacks
         if not missing:
             return decision
-        refused = sorted(missing - self.models.route_strong_for) if decision.router != "none" else sorted(missing)
+        may_go_strong = decision.router != "none" and not decision.budget_cap  # a spent cap is hard
+        refused = sorted(missing - self.models.route_strong_for) if may_go_strong else sorted(missing)
+        if refused and decision.budget_cap:
+            raise UnsupportedFeatureError(
+                f"tenant {decision.tenant!r} has spent its daily budget, so this request goes to the weak model "
+                f"{self.models.weak!r}, which cannot serve {', '.join(refused)}; retry after the next UTC "
+                "midnight or raise budget.tenants[].daily_cap_usd", param="messages", code="budget_exceeded_feature")
         if refused:
             raise UnsupportedFeatureError(
                 f"the weak model {self.models.weak!r} cannot serve {', '.join(refused)} (see weak_model."
@@ -204,7 +210,8 @@ class ChatService:
 
     def _context_goes_strong(self, decision: RouteDecision, exc: ContextLengthError) -> RouteDecision:
         """A conversation over the weak model's window (vLLM's verdict) goes strong when configured."""
-        if decision.route != "weak" or decision.router == "none" or "context" not in self.models.route_strong_for:
+        if (decision.route != "weak" or decision.router == "none" or decision.budget_cap
+                or "context" not in self.models.route_strong_for):
             raise exc
         return self._strong_for(decision, frozenset({"context"}))
 

@@ -304,3 +304,26 @@ def test_a_tenants_target_comes_before_the_routers(monkeypatch):
 
     asyncio.run(go())
     assert set(state.keys) == {"fake:team_b:share=0.2", "fake:team_b:share=0.7"}
+
+
+def test_a_spent_cap_is_not_bypassed_by_a_feature_the_weak_model_lacks(monkeypatch):
+    """Images normally send a request strong (route_strong_for); over the cap they get a 400 instead."""
+    monkeypatch.setenv("TEAM_C_KEYS", "key-c")
+    args = budget_args(tenants=[{"name": "team_c", "api_keys_env": "TEAM_C_KEYS", "daily_cap_usd": 0.0}])
+    state = BudgetState(args.model_dump(), PRICES)
+    ing = make_ingress(state, args)
+    ing.service.models = ServedModels(strong="strong", weak="weak", default_router="fake",
+                                      weak_lacks=frozenset({"images"}), route_strong_for=frozenset({"images"}))
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+    body = {"model": "router-fake-0.1", "messages": [{"role": "user", "content": [{"type": "text", "text": "q p=0.9"}, image]}]}
+
+    async def go():
+        async with _client(ing) as c:
+            capped = await c.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer key-c"})
+            ing.service.budget.tenants.clear()  # the same request without a cap goes strong
+            free = await c.post("/v1/chat/completions", json=body, headers={"authorization": "Bearer key-c"})
+            return capped, free
+
+    capped, free = asyncio.run(go())
+    assert capped.status_code == 400 and capped.json()["error"]["code"] == "budget_exceeded_feature"
+    assert free.status_code == 200 and free.headers["x-routed-model"] == "strong"
