@@ -352,7 +352,12 @@ def served_run(stream: list[dict[str, Any]], router: str, replicas: int, target:
         t1 = time.monotonic()
         records = asyncio.run(_send_all(url, stream, model, concurrency, max_tokens))
         wall = time.monotonic() - t1
-        budget_view = httpx.get(url + "/v1/budget", timeout=30).json()
+        time.sleep(1.0)  # the last syncs
+        per_replica: dict[str, int] = {}
+        for _ in range(40):  # which ingress replicas decided how much (the proxy picks one per request)
+            view = httpx.get(url + "/v1/budget", timeout=30).json()
+            per_replica[view["replica"]] = view["replica_decisions"]
+        budget_view = view
     finally:
         try:
             serve.shutdown()
@@ -365,6 +370,7 @@ def served_run(stream: list[dict[str, Any]], router: str, replicas: int, target:
     return {"replicas": replicas, "model": model, "boot_s": round(boot_s, 1), "wall_s": round(wall, 1),
             "requests_per_s": round(len(stream) / wall, 1), "concurrency": concurrency,
             "state_decisions": budget_view["keys"][key]["decisions"] if key else None,
+            "decisions_per_replica": sorted(per_replica.values(), reverse=True),
             "backend_calls": {"strong": strong.requests, "weak": weak.requests}, "records": records}
 
 
@@ -417,13 +423,15 @@ def markdown(summary: dict[str, Any]) -> str:
              f"`{summary['command']}`; static α = {summary['static_alpha']:g} (calibrated on AlpacaEval); "
              f"{summary['n_per_phase']} requests per phase; windows of {summary['window']} after the first "
              f"{summary['skip']} of each phase.", "",
-             "| ingress replicas | run | overall share | worst window dev. (pts) alpaca / gsm8k / mmlu | all within ±3 | "
-             "req/s | PGR controller | PGR static, same share |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| ingress replicas | run | decisions per replica | overall share | worst window dev. (pts) alpaca / gsm8k / mmlu "
+             "| all within ±3 | req/s | PGR controller | PGR static, same share |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for run in summary["runs"]:
         a = run["analysis"]
         dev = " / ".join(f"{a['phases'][n]['worst_window_deviation_points']:.1f}" for n in PHASES if n in a["phases"])
         q = a.get("quality", {})
-        lines.append(f"| {run['replicas']} | {run['run']} | {a['overall_share']:.3f} | {dev} | "
+        split = " / ".join(str(n) for n in run.get("decisions_per_replica", []))
+        lines.append(f"| {run['replicas']} | {run['run']} | {split} | {a['overall_share']:.3f} | {dev} | "
                      f"{'yes' if a['every_window_within_tolerance'] else 'NO'} | {run['requests_per_s']} | "
                      f"{q.get('controller_pgr', float('nan')):.3f} | {q.get('static_equal_share_pgr', float('nan')):.3f} |")
     lines += ["", "| phase | static α share | drift (pts) |", "| --- | --- | --- |"]
@@ -471,7 +479,8 @@ def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: st
             run["apgr"] = simulate_apgr(p, stream)
             results["runs"].append(run)
             a = run["analysis"]
-            print(f"{r} replica(s), run {k + 1}/{runs}: {run['wall_s']}s ({run['requests_per_s']} req/s); overall share "
+            print(f"{r} replica(s), run {k + 1}/{runs}: {run['wall_s']}s ({run['requests_per_s']} req/s); decisions per "
+                  f"replica {run['decisions_per_replica']}, in the shared state {run['state_decisions']}; overall share "
                   f"{a['overall_share']:.3f}; every window within ±3 points: {a['every_window_within_tolerance']}", flush=True)
             for name, ph in a["phases"].items():
                 print(f"  {name:12s} static {ph['static_share']:.3f} ({ph['static_drift_points']:+.1f} pts)  controller "

@@ -200,6 +200,7 @@ class BudgetClient:
         self.autosync = True  # tests drive sync_once themselves
         self.synced_once = False
         self.sync_failures = 0
+        self.observed = 0  # decisions this replica fed to the shared state
 
     # --- which target a request holds ------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class BudgetClient:
         return e
 
     def observe(self, key: str, target: Target, p_strong: float, strong: bool) -> None:
+        self.observed += 1
         e = self._entry(key, target)
         e["scores"].append(float(p_strong))
         e["strong"].append(bool(strong))
@@ -352,7 +354,7 @@ class BudgetClient:
             self.metrics.record_tenant_spend_today(tenant, spent)
 
     def snapshot(self) -> dict[str, Any]:
-        return {**self.view, "replica": self.replica, "synced": self.synced_once}
+        return {**self.view, "replica": self.replica, "synced": self.synced_once, "replica_decisions": self.observed}
 
     def require_enabled(self) -> None:  # pragma: no cover - symmetry with the disabled case
         return None
