@@ -21,6 +21,7 @@ def _bench_routers_cmd(args: argparse.Namespace) -> int:
         sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
         device=args.device, embed_batch=args.embed_batch, prompts_file=args.prompts_file,
         reference_embeddings=args.reference_embeddings, save_embeddings=args.save_embeddings,
+        command=args.command_line,
     )
     return 0
 
@@ -35,8 +36,9 @@ def _bench_ceiling_cmd(args: argparse.Namespace) -> int:
         prompts = read_prompts(args.prompts_file, "prompt")[:args.prompts]
     else:
         prompts = real_prompts(args.prompts)
-    result = ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
-                     min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)
+    result = {"command": args.command_line,
+              **ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
+                        min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)}
     md = markdown(result)
     print(md, end="")
     if args.out:
@@ -100,7 +102,7 @@ def _run_bench_overhead(ns: argparse.Namespace) -> None:
                    chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
                    max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
                    out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share,
-                   slice_s=ns.slice_s)
+                   slice_s=ns.slice_s, runs=ns.runs, command=ns.command_line)
 
 
 def add_cli(sub) -> None:
@@ -177,6 +179,8 @@ def add_cli(sub) -> None:
                    help="share of requests that resend an earlier prompt, in [0, 1)")
     p.add_argument("--slice-s", type=float, default=5.0,
                    help="the two targets of a mode alternate in slices this long (0: request by request)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="measure this many times on the same apps (run<i>/ each) and report median and range")
     p.set_defaults(func=_bench_overhead_cmd)
 
     p = sub.add_parser("bench-budget", help="live budget control: 6,000 requests in three phases through the real "

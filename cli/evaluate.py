@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
-import sys
 from pathlib import Path
 
 from routers.data.benchmarks import BENCHMARKS
@@ -46,7 +44,7 @@ def run_eval(routers=None, benchmarks=None, out: str | Path = "eval-out", doc: s
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    command = "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else None
+    command = args.command_line if args.record_command else None
     result = run_eval(
         routers=_split(args.routers) or None,
         benchmarks=_split(args.benchmarks) or None,
@@ -92,7 +90,7 @@ def _manipulation_cmd(args: argparse.Namespace) -> int:
     from routers.registry import load_router
 
     prompts = probe_prompts(Path(args.data_dir) if args.data_dir else None, seed=args.seed)
-    result = {"command": "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "routers": {}}
+    result = {"command": args.command_line, "routers": {}}
     for name in _split(args.routers):
         result["routers"][name] = flip_share(load_router(name), prompts, strong_share=args.strong_share)
         r = result["routers"][name]
@@ -130,7 +128,7 @@ def add_cli(sub) -> None:
                    help=f"comma-separated: {','.join(BENCHMARKS)} or paths to outcomes CSVs (prompt,strong,weak); default: all")
     p.add_argument("--out", default="eval-out", help="output directory (default: eval-out)")
     p.add_argument("--doc", default=None, help="also write the Markdown report to this file (e.g. docs/results.md)")
-    p.add_argument("--record-command", action="store_true", help="write the command line into the --doc report")
+    p.add_argument("--record-command", action="store_true", help="write the command line into the report (results.md and --doc)")
     p.add_argument("--data-dir", default=None, help="folder with mt_bench/, mmlu/, gsm8k/ (default: ../shared/data/benchmarks)")
     p.add_argument("--mix", default=None, help="training mix file (JSON/YAML) for ridge, decontamination and similarity")
     p.add_argument("--strong-models", default=None, help="comma-separated strong class for general targets (default: tiers 0-1)")

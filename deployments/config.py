@@ -177,8 +177,9 @@ class RouterArgs(RouterConfig):
     alias: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="name in 'router-<alias>-<threshold>'")
     placement: Literal["replica", "ingress"] = Field("replica", description=(
         "'replica': the router is its own autoscaled deployment (GPU-able; the default). 'ingress': "
-        "it scores inside the ingress process, saving a Serve hop per request; for routers that "
-        "score in microseconds (static embeddings, random, length), scaled with the ingress"))
+        "it scores inside the ingress process, inline (no Serve hop, no batch queue); for routers "
+        "that score in about a millisecond or less (static embeddings, random, length), scaled with "
+        "the ingress"))
     deployment: DeploymentOptions | None = Field(None, description="overrides deployments.router")
     budget: BudgetTargetArgs | None = Field(None, description=(
         "with budget.enabled: what 'router-<alias>' (and bare 'router' for the default router) holds live, "
@@ -189,6 +190,10 @@ class RouterArgs(RouterConfig):
         if self.placement == "ingress" and self.deployment is not None:
             raise ValueError(f"router {self.alias!r} is placed in the ingress, so it has no deployment of its "
                              "own: remove `deployment` (it scales with deployments.ingress) or use placement: replica")
+        batching = sorted({"max_batch_size", "batch_wait_timeout_s"} & self.model_fields_set)
+        if self.placement == "ingress" and batching:
+            raise ValueError(f"router {self.alias!r} is placed in the ingress, where it scores each request inline: "
+                             f"remove {' and '.join(batching)} or use placement: replica")
         return self
 
     def replica_config(self) -> RouterConfig:

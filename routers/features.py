@@ -84,8 +84,12 @@ class HashedTfidf:
     def transform(self, prompts: Sequence[str]):
         if self.idf is None:
             raise ConfigError("HashedTfidf.transform called before fit")
-        import scipy.sparse as sp
-
-        x = self._counts(prompts) @ sp.diags(self.idf)
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
-        return sp.diags(1.0 / np.maximum(norms, 1e-12)) @ x
+        # Scaled in place on the CSR arrays: scipy's diagonal-matrix products cost ~4 ms for one
+        # prompt, more than everything else the served router does per request.
+        x = self._counts(prompts)
+        x.data *= self.idf[x.indices]
+        sq = x.data * x.data
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
+        norms = np.sqrt(np.bincount(rows, weights=sq, minlength=x.shape[0])).astype(np.float32)
+        x.data /= np.repeat(np.maximum(norms, 1e-12), np.diff(x.indptr))
+        return x

@@ -41,7 +41,7 @@ def test_eval_cli_smoke(tiny, tmp_path, capsys):
     rc = main(["eval", "--benchmarks", str(bench), "--routers", "ridge,ridge+xfit,ridge:xfit-only,random",
                "--mix", str(mix), "--strong-models", ",".join(STRONG_MODELS), "--weak-models", ",".join(WEAK_MODELS),
                "--embedder", "hash-64", "--folds", "3", "--n-random", "50", "--out", str(out), "--doc", str(doc),
-               "--cache-dir", str(tmp_path / "cache"), "--recipes", "", "--quiet"])
+               "--cache-dir", str(tmp_path / "cache"), "--recipes", "", "--quiet", "--record-command"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     b = res["benchmarks"]["tiny"]
@@ -60,6 +60,9 @@ def test_eval_cli_smoke(tiny, tmp_path, capsys):
     assert "random (95% interval)" in text and "oracle" in text and "](../out/tiny.png)" in text
     assert "Benchmark-dataset similarity" in text
     assert "tiny: n=" in capsys.readouterr().out
+    # both reports name the command that regenerates them
+    for report in (text, (out / "results.md").read_text()):
+        assert "rayroute eval --benchmarks" in report and "--record-command" in report
 
 
 def test_eval_cli_unknown_recipe_fails_before_any_work(tmp_path, capsys):
