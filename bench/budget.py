@@ -451,9 +451,10 @@ def markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: str = "linear_static",
+def bench_budget(out_dir: str | Path = REPO_ROOT / "results" / "budget", router: str = "linear_static",
                  target: float = 0.3, replicas: tuple[int, ...] = (1, 2), n_per_phase: int = 2000,
-                 concurrency: int = 8, seed: int = 0, decision_n: int = 20000, runs: int = 1) -> dict[str, Any]:
+                 concurrency: int = 8, seed: int = 0, decision_n: int = 20000, runs: int = 1,
+                 command: str | None = None) -> dict[str, Any]:
     import logging
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
@@ -462,7 +463,8 @@ def bench_budget(out_dir: str | Path = REPO_ROOT / "docs" / "budget", router: st
     stream = replay_stream(n_per_phase, seed)
     alpha = static_alpha(router, target)
     print(f"bench-budget: static α for {target:.0%} on AlpacaEval = {alpha:g}", flush=True)
-    results: dict[str, Any] = {"command": f"rayroute bench-budget --replicas {','.join(map(str, replicas))} --runs {runs}",
+    results: dict[str, Any] = {"command": command or f"rayroute bench-budget --replicas {','.join(map(str, replicas))} "
+                                          f"--runs {runs} --out {out_dir}",
                                "router": router, "target": target, "n_per_phase": n_per_phase, "phases": list(PHASES),
                                "seed": seed, "static_alpha": alpha, "window": 500, "skip": 200, "cpus": os.cpu_count(),
                                "concurrency": concurrency, "decision_path": decision_path_bench(decision_n), "runs": []}

@@ -193,7 +193,7 @@ def add_cli(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--decision-n", type=int, default=20000, help="decisions timed in process")
     p.add_argument("--runs", type=int, default=1, help="served runs per replica count (median and range over them)")
-    p.add_argument("--out", default=str(REPO_ROOT / "docs" / "budget"))
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "budget"))
     p.set_defaults(func=_bench_budget_cmd)
 
 
@@ -202,5 +202,6 @@ def _bench_budget_cmd(ns: argparse.Namespace) -> int:
 
     summary = bench_budget(out_dir=ns.out, router=ns.router, target=ns.target,
                            replicas=tuple(int(r) for r in ns.replicas.split(",")), n_per_phase=ns.per_phase,
-                           concurrency=ns.concurrency, seed=ns.seed, decision_n=ns.decision_n, runs=ns.runs)
+                           concurrency=ns.concurrency, seed=ns.seed, decision_n=ns.decision_n, runs=ns.runs,
+                           command=getattr(ns, "command_line", None))
     return 0 if all(r["analysis"]["every_window_within_tolerance"] for r in summary["runs"]) else 1
