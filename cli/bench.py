@@ -182,3 +182,26 @@ def add_cli(sub) -> None:
     p.add_argument("--runs", type=int, default=1,
                    help="measure this many times on the same apps (run<i>/ each) and report median and range")
     p.set_defaults(func=_bench_overhead_cmd)
+
+    p = sub.add_parser("bench-budget", help="live budget control: 6,000 requests in three phases through the real "
+                       "server (fake models), controller vs static α; JSON + PNG")
+    p.add_argument("--router", default="linear_static", help="router alias from serve_config.yaml")
+    p.add_argument("--target", type=float, default=0.3, help="strong share to hold")
+    p.add_argument("--replicas", default="1,2", help="ingress replica counts to run, comma-separated")
+    p.add_argument("--per-phase", type=int, default=2000, help="requests per phase (AlpacaEval, GSM8K, MMLU)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decision-n", type=int, default=20000, help="decisions timed in process")
+    p.add_argument("--runs", type=int, default=1, help="served runs per replica count (median and range over them)")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "budget"))
+    p.set_defaults(func=_bench_budget_cmd)
+
+
+def _bench_budget_cmd(ns: argparse.Namespace) -> int:
+    from bench.budget import bench_budget
+
+    summary = bench_budget(out_dir=ns.out, router=ns.router, target=ns.target,
+                           replicas=tuple(int(r) for r in ns.replicas.split(",")), n_per_phase=ns.per_phase,
+                           concurrency=ns.concurrency, seed=ns.seed, decision_n=ns.decision_n, runs=ns.runs,
+                           command=getattr(ns, "command_line", None))
+    return 0 if all(r["analysis"]["every_window_within_tolerance"] for r in summary["runs"]) else 1

@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from deployments.budget import BudgetClient
 from deployments.chat import ChatService, ServedModels
-from deployments.config import IngressArgs
+from deployments.config import BudgetArgs, BudgetTargetArgs, IngressArgs
 from deployments.http import ApiKeyAuth, build_http_app
 from deployments.metrics import ServingMetrics
 
@@ -38,13 +39,22 @@ class Ingress:
         args: IngressArgs,
         local_routers: dict[str, Any] | None = None,
         metrics: ServingMetrics | None = None,
+        budget_state: Any = None,
+        budget: BudgetArgs | None = None,
+        router_budgets: dict[str, BudgetTargetArgs | None] | None = None,
+        budget_prices: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         local_routers = dict(local_routers or {})
         for router in local_routers.values():
             router.start()
         self.metrics = metrics if metrics is not None else ServingMetrics(export=True)
-        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics)
-        self.auth = ApiKeyAuth(args.api_keys_env)
+        client = None
+        if budget is not None and budget.enabled and budget_state is not None:
+            client = BudgetClient(budget_state, budget, router_budgets or {}, budget_prices or {}, self.metrics)
+            client.start()  # when Serve builds replicas on a running loop; else at the first controlled request
+        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics, budget=client)
+        tenant_envs = {t.name: t.api_keys_env for t in budget.tenants} if budget is not None else {}
+        self.auth = ApiKeyAuth(args.api_keys_env, tenant_envs)
         self.max_body_bytes = args.max_body_bytes
 
     def reconfigure(self, user_config: dict[str, Any] | None) -> None:

@@ -10,6 +10,11 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_capability_routes_total{router, feature}``  sent strong because the weak model lacks a feature
 - ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
 - ``rayroute_errors_total{status, code}``
+- budget control (``deployments.budget``), per live target (router, tenant or ``-``, target):
+  ``rayroute_budget_alpha``, ``rayroute_budget_target_share``, ``rayroute_budget_realised_share``
+  (gauges, global: from the shared state), ``rayroute_spend_usd_total{router, tenant}`` (estimated,
+  this replica's requests), ``rayroute_tenant_spend_today_usd{tenant}`` (gauge, global) and
+  ``rayroute_budget_cap_hits_total{tenant, policy}``
 """
 
 from __future__ import annotations
@@ -39,6 +44,10 @@ class ServingMetrics:
         self.cache_hits: _Counter[str] = _Counter()
         self.capability_routes: _Counter[tuple[str, str]] = _Counter()
         self.latency_sum_s: dict[str, float] = {}
+        self.budget: dict[tuple[str, str, str], dict[str, float | None]] = {}
+        self.spend_usd: dict[tuple[str, str], float] = {}
+        self.tenant_spend_today: dict[str, float] = {}
+        self.cap_hits: _Counter[tuple[str, str]] = _Counter()
         self._ray: dict[str, Any] | None = None
         if export:
             try:
@@ -68,6 +77,20 @@ class ServingMetrics:
             "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
                               tag_keys=("model",)),
             "errors": m.Counter("rayroute_errors_total", description="Error responses", tag_keys=("status", "code")),
+            "budget_alpha": m.Gauge("rayroute_budget_alpha", description="Threshold the budget controller holds",
+                                    tag_keys=("router", "tenant", "target")),
+            "budget_target": m.Gauge("rayroute_budget_target_share", description="Strong share the controller aims at",
+                                     tag_keys=("router", "tenant", "target")),
+            "budget_realised": m.Gauge("rayroute_budget_realised_share",
+                                       description="Strong share of the controller's recent decisions (all replicas)",
+                                       tag_keys=("router", "tenant", "target")),
+            "spend": m.Counter("rayroute_spend_usd_total", description="Estimated spend in USD by router and tenant",
+                               tag_keys=("router", "tenant")),
+            "tenant_today": m.Gauge("rayroute_tenant_spend_today_usd",
+                                    description="A tenant's estimated spend this UTC day (all replicas)",
+                                    tag_keys=("tenant",)),
+            "cap_hits": m.Counter("rayroute_budget_cap_hits_total",
+                                  description="Requests of a tenant over its daily cap", tag_keys=("tenant", "policy")),
         }
 
     def _emit(self, name: str, method: str, value: float, tags: dict[str, str]) -> None:
@@ -119,6 +142,33 @@ class ServingMetrics:
             self.errors[(status, code)] += 1
         self._emit("errors", "inc", 1, {"status": str(status), "code": code})
 
+    def record_budget(self, router: str, tenant: str, target: str, alpha: float, share: float,
+                      realised: float | None) -> None:
+        tags = {"router": router, "tenant": tenant, "target": target}
+        with self._lock:
+            self.budget[(router, tenant, target)] = {"alpha": alpha, "target_share": share, "realised_share": realised}
+        self._emit("budget_alpha", "set", alpha, tags)
+        self._emit("budget_target", "set", share, tags)
+        if realised is not None:
+            self._emit("budget_realised", "set", realised, tags)
+
+    def record_spend(self, router: str, tenant: str, usd: float) -> None:
+        if usd <= 0:
+            return
+        with self._lock:
+            self.spend_usd[(router, tenant)] = self.spend_usd.get((router, tenant), 0.0) + usd
+        self._emit("spend", "inc", usd, {"router": router, "tenant": tenant})
+
+    def record_tenant_spend_today(self, tenant: str, usd: float) -> None:
+        with self._lock:
+            self.tenant_spend_today[tenant] = usd
+        self._emit("tenant_today", "set", usd, {"tenant": tenant})
+
+    def record_cap_hit(self, tenant: str, policy: str) -> None:
+        with self._lock:
+            self.cap_hits[(tenant, policy)] += 1
+        self._emit("cap_hits", "inc", 1, {"tenant": tenant, "policy": policy})
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -135,4 +185,8 @@ class ServingMetrics:
                                       for (r, f), c in sorted(self.capability_routes.items())],
                 "estimated_cost_usd": dict(self.cost_usd),
                 "errors": [{"status": s, "code": c, "count": n} for (s, c), n in sorted(self.errors.items())],
+                "budget": [{"router": r, "tenant": t, "target": g, **v} for (r, t, g), v in sorted(self.budget.items())],
+                "spend_usd": [{"router": r, "tenant": t, "usd": u} for (r, t), u in sorted(self.spend_usd.items())],
+                "tenant_spend_today_usd": dict(self.tenant_spend_today),
+                "budget_cap_hits": [{"tenant": t, "policy": p, "count": c} for (t, p), c in sorted(self.cap_hits.items())],
             }
