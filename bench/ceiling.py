@@ -163,7 +163,7 @@ def markdown(result: dict) -> str:
     g = result["gemm_gflops"]
     lines = [
         f"Ceiling of any {result['model']} path on {result['prompts']} real prompts, "
-        f"{result['threads']} threads (`rayroute bench-ceiling`).",
+        f"{result['threads']} threads (`{result.get('command') or 'rayroute bench-ceiling'}`).",
         "",
         "Best GEMM rate per dense shape (GFLOP/s): fp32 "
         + ", ".join(f"{k} {v:.0f}" for k, v in g["fp32"].items())

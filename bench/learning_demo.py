@@ -1,8 +1,8 @@
 """The learning demonstration (issue 16, docs/learning.md): the server learns to route from its
 own traffic, end to end, on this machine.
 
-    rayroute demo-learning --noise 0.0 --out docs/learning/noise-0
-    rayroute demo-learning --noise 0.2 --out docs/learning/noise-20
+    rayroute demo-learning --noise 0.0 --out results/learning/noise-0
+    rayroute demo-learning --noise 0.2 --out results/learning/noise-20
 
 - The real app on a local Ray cluster, deployed from a Serve config (Serve's declarative API, as
   ``serve run serve_config.yaml``), the served default ``linear_static`` placed in the ingress,
@@ -192,7 +192,8 @@ def _reset_ray_auth() -> None:
 def demo_app_args(start_checkpoint: str, strong_url: str, weak_url: str, judge_url: str, store: str) -> dict[str, Any]:
     return {
         "routers": [{"alias": ALIAS, "source": start_checkpoint, "placement": "ingress", "default_threshold": 0.5}],
-        "weak_model": {"model": "fake-weak", "base_url": weak_url, "api_key_env": KEY_ENV},
+        "weak_model": {"model": "fake-weak", "api_base_url": weak_url, "api_key_env": KEY_ENV,
+                       "served_model_name": "fake-weak"},
         "strong_model": {"base_url": strong_url, "model": "fake-strong", "api_key_env": KEY_ENV,
                          "request_timeout_s": 20, "max_retries": 2, "cooldown_failures": 0},
         "ingress": {"api_keys_env": None, "backend_timeout_s": 60, "router_timeout_s": 30},

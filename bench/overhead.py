@@ -27,6 +27,7 @@ import json
 import os
 import secrets
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -134,6 +135,21 @@ def measure_overhead(
     return results
 
 
+HEADLINES = ("route_vs_noop_throughput_ratio", "route_vs_noop_p99_ratio", "chat_routing_overhead_p50_ms")
+
+
+def summarise_runs(measured: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median, min and max of each headline figure over the runs that measured it."""
+    out: dict[str, Any] = {}
+    for key in HEADLINES:
+        vals = [float(one[key]) for one in measured if key in one]
+        if vals:
+            out[key] = float(statistics.median(vals))
+            out[key + "_range"] = [min(vals), max(vals)]
+            out[key + "_runs"] = vals
+    return out
+
+
 def bench_overhead(
     config: str | Path = REPO_ROOT / "serve_config.yaml",
     router: str | None = "mf",
@@ -150,8 +166,17 @@ def bench_overhead(
     score_cache_entries: int = 0,
     repeat_share: float = 0.0,
     slice_s: float = 5.0,
+    runs: int = 1,
+    command: str | None = None,
 ) -> dict[str, Any]:
+    """Boot the router app and the no-op app of the same shape on a local cluster and measure them
+    ``runs`` times (each run in ``out_dir/run<i>`` when ``runs`` > 1). The headline figures are
+    ratios of noisy measurements, so with several runs the summary gives each one's median and
+    range; every run's raw output is kept."""
     from bench.loadtest import LoadTestError, check_slices
+
+    if runs < 1:
+        raise LoadTestError(f"runs must be >= 1, got {runs!r}")
 
     # arguments the load test would refuse are refused before a cluster starts, not after the boot
     if not 0.0 <= repeat_share < 1.0:
@@ -180,7 +205,7 @@ def bench_overhead(
     url = f"http://127.0.0.1:{port}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    results: dict[str, Any] = {"router": router, "concurrency": concurrency, "duration_s": duration_s,
+    results: dict[str, Any] = {"command": command, "router": router, "runs": runs, "concurrency": concurrency, "duration_s": duration_s,
                                "throughput_optimized": throughput_optimized, "access_log": False,
                                "max_ongoing_requests": max_ongoing_requests, "cpus": os.cpu_count(),
                                "score_cache_entries": score_cache_entries, "repeat_share": repeat_share,
@@ -201,10 +226,21 @@ def bench_overhead(
             _wait_ready(url + "/v1/chat/completions", {**msg, "max_tokens": 2}, start_timeout_s)
         results["boot_s"] = round(time.monotonic() - t0, 1)
         print(f"bench-overhead: both apps up in {results['boot_s']}s at {url}", flush=True)
-        results.update(measure_overhead(
-            url, model, app_args.weak_model.served_model_name, modes, concurrency, chat_concurrency,
-            duration_s, warmup, chat_max_tokens, out, repeat_share,
-            cache_router=app_args.default_router if score_cache_entries else None, slice_s=slice_s))
+        measured = []
+        for i in range(runs):
+            run_out = out / f"run{i + 1}" if runs > 1 else out
+            load = os.getloadavg()[0]  # context for the noise: other work on the same cores
+            one = measure_overhead(
+                url, model, app_args.weak_model.served_model_name, modes, concurrency, chat_concurrency,
+                duration_s, warmup, chat_max_tokens, run_out, repeat_share,
+                cache_router=app_args.default_router if score_cache_entries else None, slice_s=slice_s)
+            one["load_average_1m_before"] = round(load, 2)
+            measured.append(one)
+        if runs == 1:
+            results.update(measured[0])
+        else:
+            results["per_run"] = [{k: v for k, v in one.items() if not isinstance(v, dict)} for one in measured]
+            results.update(summarise_runs(measured))
     finally:
         try:
             serve.shutdown()

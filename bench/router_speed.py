@@ -103,8 +103,10 @@ def bench_routers(
     prompts_file: str | Path | None = None,
     reference_embeddings: str | Path | None = None,
     save_embeddings: str | Path | None = None,
+    command: str | None = None,
 ) -> dict:
-    """Python entry point of ``rayroute bench-routers``; returns (and optionally writes) the results.
+    """Python entry point of ``rayroute bench-routers``; returns (and optionally writes) the results
+    (``command``, the command line that made them, is recorded with them).
 
     ``device`` runs the PyTorch embedders and the bert router there ("cuda" on a GPU machine);
     ``embed_batch`` sets the embedders' micro-batch. ``prompts_file`` (JSONL with a ``prompt``
@@ -129,7 +131,7 @@ def bench_routers(
     emb_kwargs: dict = {"device": device} if device != "cpu" else {}
     if embed_batch:
         emb_kwargs["batch_size"] = embed_batch
-    result: dict = {"cpus": os.cpu_count(), "device": _device_name(device), "prompts": len(prompts),
+    result: dict = {"command": command, "cpus": os.cpu_count(), "device": _device_name(device), "prompts": len(prompts),
                     "price_per_hour": price_per_hour,
                     "rows": [], "skipped": [], "agreement": {}, "sw_reference": None}
     emb_cache: dict[str, np.ndarray] = {}
@@ -234,7 +236,8 @@ def markdown(result: dict) -> str:
     on_cpu = device in (None, cpus)  # a CPU run's device is its CPU count (_device_name)
     where = cpus if on_cpu else f"{device} ({cpus})"
     machine = "this machine" if on_cpu else device
-    lines = [f"Measured on {where}, "
+    lines = [f"`{result['command']}`", ""] if result.get("command") else []
+    lines += [f"Measured on {where}, "
              f"{result['prompts']} real prompts, machine price "
              f"${result['price_per_hour']}/h.", "",
              "| router | embedder | batch | embedding | prompts/s | p50 ms | p99 ms | $ / M decisions |",

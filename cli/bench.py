@@ -21,6 +21,7 @@ def _bench_routers_cmd(args: argparse.Namespace) -> int:
         sw_reference_queries=args.sw_reference_queries, threads=args.threads, out=args.out,
         device=args.device, embed_batch=args.embed_batch, prompts_file=args.prompts_file,
         reference_embeddings=args.reference_embeddings, save_embeddings=args.save_embeddings,
+        command=args.command_line,
     )
     return 0
 
@@ -35,8 +36,9 @@ def _bench_ceiling_cmd(args: argparse.Namespace) -> int:
         prompts = read_prompts(args.prompts_file, "prompt")[:args.prompts]
     else:
         prompts = real_prompts(args.prompts)
-    result = ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
-                     min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)
+    result = {"command": args.command_line,
+              **ceiling(prompts, rows=[int(r) for r in args.rows.split(",")], int8=not args.no_int8,
+                        min_time_s=args.min_time_s, threads=args.threads, measure=not args.no_measure)}
     md = markdown(result)
     print(md, end="")
     if args.out:
@@ -100,7 +102,7 @@ def _run_bench_overhead(ns: argparse.Namespace) -> None:
                    chat_max_tokens=ns.max_tokens, throughput_optimized=not ns.default_settings,
                    max_ongoing_requests=None if ns.default_settings else ns.max_ongoing_requests,
                    out_dir=ns.out, score_cache_entries=ns.score_cache_entries, repeat_share=ns.repeat_share,
-                   slice_s=ns.slice_s)
+                   slice_s=ns.slice_s, runs=ns.runs, command=ns.command_line)
 
 
 def add_cli(sub) -> None:
@@ -177,4 +179,29 @@ def add_cli(sub) -> None:
                    help="share of requests that resend an earlier prompt, in [0, 1)")
     p.add_argument("--slice-s", type=float, default=5.0,
                    help="the two targets of a mode alternate in slices this long (0: request by request)")
+    p.add_argument("--runs", type=int, default=1,
+                   help="measure this many times on the same apps (run<i>/ each) and report median and range")
     p.set_defaults(func=_bench_overhead_cmd)
+
+    p = sub.add_parser("bench-budget", help="live budget control: 6,000 requests in three phases through the real "
+                       "server (fake models), controller vs static α; JSON + PNG")
+    p.add_argument("--router", default="linear_static", help="router alias from serve_config.yaml")
+    p.add_argument("--target", type=float, default=0.3, help="strong share to hold")
+    p.add_argument("--replicas", default="1,2", help="ingress replica counts to run, comma-separated")
+    p.add_argument("--per-phase", type=int, default=2000, help="requests per phase (AlpacaEval, GSM8K, MMLU)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--decision-n", type=int, default=20000, help="decisions timed in process")
+    p.add_argument("--runs", type=int, default=1, help="served runs per replica count (median and range over them)")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "budget"))
+    p.set_defaults(func=_bench_budget_cmd)
+
+
+def _bench_budget_cmd(ns: argparse.Namespace) -> int:
+    from bench.budget import bench_budget
+
+    summary = bench_budget(out_dir=ns.out, router=ns.router, target=ns.target,
+                           replicas=tuple(int(r) for r in ns.replicas.split(",")), n_per_phase=ns.per_phase,
+                           concurrency=ns.concurrency, seed=ns.seed, decision_n=ns.decision_n, runs=ns.runs,
+                           command=getattr(ns, "command_line", None))
+    return 0 if all(r["analysis"]["every_window_within_tolerance"] for r in summary["runs"]) else 1

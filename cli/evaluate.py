@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
-import sys
 from pathlib import Path
 
 from routers.data.benchmarks import BENCHMARKS
@@ -46,7 +44,7 @@ def run_eval(routers=None, benchmarks=None, out: str | Path = "eval-out", doc: s
 
 
 def _cmd(args: argparse.Namespace) -> int:
-    command = "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if args.record_command else None
+    command = args.command_line if args.record_command else None
     result = run_eval(
         routers=_split(args.routers) or None,
         benchmarks=_split(args.benchmarks) or None,
@@ -61,7 +59,6 @@ def _cmd(args: argparse.Namespace) -> int:
         folds=args.folds,
         seed=args.seed,
         n_random=args.n_random,
-        ridge_alpha=args.ridge_alpha if args.ridge_alpha == "auto" else float(args.ridge_alpha),
         decontaminate=not args.no_decontaminate,
         threshold=args.threshold,
         cache_dir=args.cache_dir,
@@ -92,7 +89,7 @@ def _manipulation_cmd(args: argparse.Namespace) -> int:
     from routers.registry import load_router
 
     prompts = probe_prompts(Path(args.data_dir) if args.data_dir else None, seed=args.seed)
-    result = {"command": "rayroute " + " ".join(shlex.quote(a) for a in sys.argv[1:]), "routers": {}}
+    result = {"command": args.command_line, "routers": {}}
     for name in _split(args.routers):
         result["routers"][name] = flip_share(load_router(name), prompts, strong_share=args.strong_share)
         r = result["routers"][name]
@@ -124,23 +121,21 @@ def add_cli(sub) -> None:
         "and one PNG per benchmark into --out.",
     )
     p.add_argument("--routers", default=None,
-                   help="comma-separated: ridge, ridge+xfit, ridge:xfit-only, or registry names / checkpoint dirs "
-                        "(mf, sw_ranking, bert, causal_llm, ...); default: ridge,ridge+xfit,ridge:xfit-only")
+                   help="comma-separated registry names / checkpoint dirs, scored as trained "
+                        "(default: the committed general-data checkpoints mf,sw_ranking,mf_static,sw_static)")
     p.add_argument("--benchmarks", default=None,
                    help=f"comma-separated: {','.join(BENCHMARKS)} or paths to outcomes CSVs (prompt,strong,weak); default: all")
     p.add_argument("--out", default="eval-out", help="output directory (default: eval-out)")
-    p.add_argument("--doc", default=None, help="also write the Markdown report to this file (e.g. docs/results.md)")
-    p.add_argument("--record-command", action="store_true", help="write the command line into the --doc report")
+    p.add_argument("--doc", default=None, help="also write the Markdown report to this file (the report is also results.md in --out)")
+    p.add_argument("--record-command", action="store_true", help="write the command line into the report (results.md and --doc)")
     p.add_argument("--data-dir", default=None, help="folder with mt_bench/, mmlu/, gsm8k/ (default: ../shared/data/benchmarks)")
-    p.add_argument("--mix", default=None, help="training mix file (JSON/YAML) for ridge, decontamination and similarity")
+    p.add_argument("--mix", default=None, help="training mix file (JSON/YAML) for decontamination and similarity")
     p.add_argument("--strong-models", default=None, help="comma-separated strong class for general targets (default: tiers 0-1)")
     p.add_argument("--weak-models", default=None, help="comma-separated weak class (default: tier 2)")
     p.add_argument("--embedder", default=None, help="embedder spec (default all-MiniLM-L6-v2; hash-64 for smoke tests)")
     p.add_argument("--folds", type=int, default=10, help="cross-fitting folds (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-random", type=int, default=1000, help="random routings for the baseline's interval")
-    p.add_argument("--ridge-alpha", default="auto",
-                   help="ridge penalty, or 'auto' (default): nested cross-validation on the training rows only")
     p.add_argument("--no-decontaminate", action="store_true", help="skip the embedding-cosine decontamination")
     p.add_argument("--threshold", type=float, default=0.95, help="contamination cosine threshold (default 0.95)")
     p.add_argument("--cache-dir", default=None, help="router score cache (default $RAYROUTE_CACHE/scores)")

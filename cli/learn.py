@@ -117,7 +117,7 @@ def add_cli(sub) -> None:
     p.set_defaults(func=_shadow_cmd)
 
     p = sub.add_parser("demo-learning", help="the end-to-end learning demonstration on fake backends (docs/learning.md)")
-    p.add_argument("--out", default=str(REPO_ROOT / "docs" / "learning"), help="output directory (JSON, Markdown, PNG)")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "learning"), help="output directory (JSON, Markdown, PNG)")
     p.add_argument("--sizes", default="100,250,500,1000,2000", help="label counts at which to retrain and gate")
     p.add_argument("--noise", type=float, default=0.0, help="share of judge verdicts flipped")
     p.add_argument("--benchmarks", default="mmlu,gsm8k", help="traffic, in order")

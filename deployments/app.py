@@ -46,6 +46,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     """Validate ``args`` and return the bound Serve application (ingress at the root)."""
     from ray import serve
 
+    from deployments.budget import BudgetState, resolve_prices
     from deployments.chat import ServedModels
     from deployments.ingress import Ingress
     from deployments.router_replica import InProcessRouter, RouterReplica
@@ -54,6 +55,8 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
     cfg = args if isinstance(args, AppArgs) else AppArgs.model_validate(args or {})
     preflight(cfg)
+    cfg.check_environment()  # a tenant cap with no keys: a start-up error naming the field
+    prices = resolve_prices(cfg)
     d = cfg.deployments
 
     routers: dict[str, Any] = {}
@@ -69,11 +72,10 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         routers[r.alias] = dep.bind(r.alias)
 
     w = cfg.weak_model
-    if w.base_url is not None:  # an OpenAI-compatible API serves the weak model: the same client as the strong one
-        s = cfg.strong_model
+    if w.api_base_url is not None:  # a remote OpenAI-compatible weak model: the same client as the strong one
         weak = serve.deployment(StrongModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-            w.base_url, w.model, w.api_key_env, request_timeout_s=s.request_timeout_s, max_retries=s.max_retries,
-            backoff_initial_s=s.backoff_initial_s, backoff_max_s=s.backoff_max_s, cooldown_failures=0)
+            w.api_base_url, w.model, w.api_key_env, request_timeout_s=cfg.ingress.backend_timeout_s,
+            max_retries=1, cooldown_failures=0)
     else:
         weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
             w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
@@ -91,13 +93,17 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
     models = ServedModels(
         strong=s.model, weak=w.served_model_name, default_router=cfg.default_router, fallback=s.fallback,
-        prices_usd_per_1m={
-            s.model: (cfg.strong_price.input_usd_per_1m_tokens, cfg.strong_price.output_usd_per_1m_tokens),
-            w.served_model_name: (cfg.weak_price.input_usd_per_1m_tokens, cfg.weak_price.output_usd_per_1m_tokens),
-        },
+        prices_usd_per_1m={s.model: prices["strong"], w.served_model_name: prices["weak"]},
         weak_lacks=w.lacks(), route_strong_for=frozenset(w.route_strong_for),
     )
+    budget: dict[str, Any] = {}
+    if cfg.budget.enabled:  # the one shared copy of the controllers
+        state = serve.deployment(BudgetState, name="BudgetState").options(**d.budget_state.to_serve()).bind(
+            cfg.budget.model_dump(), prices)
+        budget = {"budget_state": state, "budget": cfg.budget, "budget_prices": prices,
+                  "router_budgets": {r.alias: r.budget for r in cfg.routers}}
     ingress_cls = serve.ingress()(Ingress)
     return serve.deployment(ingress_cls, name="Ingress").options(
         user_config=ingress_user_config(cfg), **d.ingress.to_serve()).bind(
-        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, learning=cfg.learning)
+        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, learning=cfg.learning,
+        **budget)

@@ -17,6 +17,7 @@ from routers.base import routing_text
 from routers.errors import ConfigError, UnknownRouterError
 
 from deployments.config import IngressArgs
+from deployments.budget import BudgetClient, budget_off_error
 from deployments.capabilities import request_features
 from deployments.errors import (
     BackendUnavailableError,
@@ -74,7 +75,7 @@ class ChatService:
     (``Ingress.reconfigure``)."""
 
     def __init__(self, routers: dict[str, Any], weak: Any, strong: Any, models: ServedModels, args: IngressArgs,
-                 metrics: ServingMetrics) -> None:
+                 metrics: ServingMetrics, budget: BudgetClient | None = None) -> None:
         self.routers = dict(routers)
         self.weak = weak
         self.strong = strong
@@ -84,6 +85,7 @@ class ChatService:
         self.router_timeout_s = args.router_timeout_s
         self.backend_timeout_s = args.backend_timeout_s
         self.metrics = metrics
+        self.budget = budget  # live budget control (budget.enabled), else None
         self._strong_info: dict[str, Any] | None = None
         self.learning: Any = None  # deployments.learning.Learning, set by the ingress when configured
 
@@ -114,18 +116,34 @@ class ChatService:
                 f"unknown router {sel.router!r} in model {model!r}; this server has: "
                 + ", ".join(f"{ROUTER_PREFIX}{a}" for a in self.routers)
             )
+        if sel.usd_per_hour is not None and self.budget is None:
+            raise budget_off_error(model)
         return sel
 
     def _model_of(self, route: Route) -> str:
         return self.models.strong if route == "strong" else self.models.weak
 
-    async def decide(self, sel: ModelSelection, messages: Any) -> RouteDecision:
+    async def decide(self, sel: ModelSelection, messages: Any, tenant: str | None = None,
+                     observe: bool = True) -> RouteDecision:
+        """The route of one request. With budget control, a tenant over its daily cap goes weak (or
+        gets 429), and a request a target holds uses the controller's last α (``observe``: its
+        decision counts towards the share; not for ``/v1/route``, which calls no model)."""
+        budget = self.budget
+        cap = budget.cap(tenant) if budget is not None and tenant is not None else None  # may raise 429
+        if cap == "weak" and (sel.routed or sel.direct_model == self.models.strong):
+            return RouteDecision(router=sel.router or "none", route="weak", routed_model=self.models.weak,
+                                 tenant=tenant, budget_cap="weak")
         if not sel.routed:
             route = "strong" if sel.direct_model == self.models.strong else "weak"
-            return RouteDecision(router="none", route=route, routed_model=sel.direct_model)
+            return RouteDecision(router="none", route=route, routed_model=sel.direct_model, tenant=tenant)
+        control = budget.target_for(sel, tenant) if budget is not None else None
+        threshold, fraction = sel.threshold, sel.strong_fraction
+        if control is not None:
+            budget.start()  # the background sync, once per replica (needs the running loop)
+            threshold, fraction = budget.alpha(*control), None
         t0 = time.perf_counter()
         try:
-            resp = self.routers[sel.router].route.remote(messages, sel.threshold, sel.strong_fraction)
+            resp = self.routers[sel.router].route.remote(messages, threshold, fraction)
             verdict: RouterVerdict = await asyncio.wait_for(_await(resp), self.router_timeout_s)
         except Exception as exc:
             cause = unwrap(exc)
@@ -139,13 +157,19 @@ class ChatService:
             route, model = self.on_router_error, self._model_of(self.on_router_error)
             log.warning("router %r failed (%s); sending to %s per on_router_error", sel.router, reason, route)
             self.metrics.record_fallback(f"router_{reason}", f"router-{sel.router}", model)
-            return RouteDecision(router=sel.router, route=route, routed_model=model, threshold=sel.threshold,
-                                 strong_fraction=sel.strong_fraction, fallback=f"router_error:{reason}")
+            return RouteDecision(router=sel.router, route=route, routed_model=model, threshold=threshold,
+                                 strong_fraction=sel.strong_fraction, fallback=f"router_error:{reason}", tenant=tenant)
         route = "strong" if verdict.strong else "weak"
         self.metrics.record_route(sel.router, route, time.perf_counter() - t0, cached=verdict.cached)
+        extra: dict[str, Any] = {}
+        if control is not None:
+            key, target = control
+            if observe:
+                budget.observe(key, target, verdict.p_strong, verdict.strong)
+            extra = {"budget_target": target.label(), "budget_share": budget.share(key, target), "budget_key": key}
         return RouteDecision(router=sel.router, route=route, routed_model=self._model_of(route),
                              p_strong=verdict.p_strong, threshold=verdict.threshold,
-                             strong_fraction=sel.strong_fraction)
+                             strong_fraction=sel.strong_fraction, tenant=tenant, **extra)
 
     @staticmethod
     def headers(decision: RouteDecision, used_model: str, fallback: str | None) -> dict[str, str]:
@@ -159,6 +183,14 @@ class ChatService:
             h["x-rayroute-fallback"] = fb
         if decision.capability:
             h["x-rayroute-capability"] = decision.capability
+        if decision.budget_target is not None:  # x-router-threshold is the α the controller gave
+            h["x-rayroute-budget-target"] = decision.budget_target
+            if decision.budget_share is not None and decision.budget_share == decision.budget_share:
+                h["x-rayroute-budget-share"] = f"{decision.budget_share:.6g}"
+        if decision.budget_cap:
+            h["x-rayroute-budget-cap"] = decision.budget_cap
+        if decision.tenant:
+            h["x-rayroute-tenant"] = decision.tenant
         return h
 
     # --- what the weak model can serve -------------------------------------------------------------
@@ -179,7 +211,13 @@ class ChatService:
         missing = request_features(req) & self.models.weak_lacks
         if not missing:
             return decision
-        refused = sorted(missing - self.models.route_strong_for) if decision.router != "none" else sorted(missing)
+        may_go_strong = decision.router != "none" and not decision.budget_cap  # a spent cap is hard
+        refused = sorted(missing - self.models.route_strong_for) if may_go_strong else sorted(missing)
+        if refused and decision.budget_cap:
+            raise UnsupportedFeatureError(
+                f"tenant {decision.tenant!r} has spent its daily budget, so this request goes to the weak model "
+                f"{self.models.weak!r}, which cannot serve {', '.join(refused)}; retry after the next UTC "
+                "midnight or raise budget.tenants[].daily_cap_usd", param="messages", code="budget_exceeded_feature")
         if refused:
             raise UnsupportedFeatureError(
                 f"the weak model {self.models.weak!r} cannot serve {', '.join(refused)} (see weak_model."
@@ -190,7 +228,8 @@ class ChatService:
 
     def _context_goes_strong(self, decision: RouteDecision, exc: ContextLengthError) -> RouteDecision:
         """A conversation over the weak model's window (vLLM's verdict) goes strong when configured."""
-        if decision.route != "weak" or decision.router == "none" or "context" not in self.models.route_strong_for:
+        if (decision.route != "weak" or decision.router == "none" or decision.budget_cap
+                or "context" not in self.models.route_strong_for):
             raise exc
         return self._strong_for(decision, frozenset({"context"}))
 
@@ -258,12 +297,16 @@ class ChatService:
         except Exception as exc:
             raise self._backend_error(exc, model) from None
 
-    def _cost(self, model: str, usage: dict[str, Any] | None) -> None:
+    def _cost(self, model: str, usage: dict[str, Any] | None, decision: RouteDecision) -> None:
         price = self.models.prices_usd_per_1m.get(model)
         if not price or not usage:
             return
         usd = (usage.get("prompt_tokens", 0) * price[0] + usage.get("completion_tokens", 0) * price[1]) / 1e6
         self.metrics.record_cost(model, usd)
+        self.metrics.record_spend(decision.router, decision.tenant or "-", usd)
+        if self.budget is not None:
+            route = "strong" if model == self.models.strong else "weak"
+            self.budget.record_cost(decision.budget_key, route, decision.tenant, usd)
 
     # --- endpoints -------------------------------------------------------------------------------
 
@@ -278,10 +321,11 @@ class ChatService:
             decision = self._context_goes_strong(decision, exc)
         return (*await self._call(decision.route, call, weak_ok=False), decision)
 
-    async def chat(self, req: ChatCompletionRequest,
+    async def chat(self, req: ChatCompletionRequest, tenant: str | None = None,
                    request_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-        """A chat completion: (body, headers)."""
-        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages()), req)
+        """A chat completion: (body, headers). ``tenant``: the API key's tenant (budget control);
+        ``request_id``: the answer's x-request-id (learning: feedback, label records)."""
+        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages(), tenant), req)
 
         async def complete(handle: Any, model: str) -> dict[str, Any]:
             return await asyncio.wait_for(_await(handle.chat.remote(req.backend_payload(model))),
@@ -289,17 +333,18 @@ class ChatService:
 
         result, model, fallback, decision = await self._call_capable(decision, req, complete)
         result["model"] = model
-        self._cost(model, result.get("usage"))
+        self._cost(model, result.get("usage"), decision)
         self.metrics.record_request(decision.router, model, "weak" if fallback else decision.route)
         self._learn(request_id, req, decision, model, fallback, result)
         return result, self.headers(decision, model, fallback)
 
     async def chat_stream(self, req: ChatCompletionRequest,
+                          tenant: str | None = None,
                           request_id: str | None = None) -> tuple[AsyncIterator[str], dict[str, str]]:
         """A streamed chat completion: (SSE events ending ``data: [DONE]``, headers). The model is
         chosen, and falls back, before the first chunk; a failure after it ends the stream with an
         error event."""
-        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages()), req)
+        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages(), tenant), req)
 
         async def open_stream(handle: Any, model: str) -> tuple[Any, dict[str, Any]]:
             gen = handle.options(stream=True).chat_stream.remote(req.backend_payload(model))
@@ -316,7 +361,7 @@ class ChatService:
                 while True:
                     chunk["model"] = used
                     if chunk.get("usage"):
-                        self._cost(used, chunk["usage"])
+                        self._cost(used, chunk["usage"], decision)
                     yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
                     chunk = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
             except StopAsyncIteration:
@@ -330,12 +375,12 @@ class ChatService:
 
         return sse(), self.headers(decision, used, fallback)
 
-    async def route(self, req: RouteRequest) -> RouteDecision:
+    async def route(self, req: RouteRequest, tenant: str | None = None) -> RouteDecision:
         """The decision alone (``POST /v1/route``); a router that failed is an error here, whatever
-        ``on_router_error`` says, since no model is called."""
+        ``on_router_error`` says, since no model is called (nor counted towards a budget)."""
         sel = self.select(req.model)
         messages = [m.model_dump(exclude_none=True) for m in req.messages] if req.messages is not None else req.prompt
-        decision = await self.decide(sel, messages)
+        decision = await self.decide(sel, messages, tenant, observe=False)
         if decision.p_strong is None and sel.routed:
             raise BackendUnavailableError(f"router {sel.router!r} is unavailable; retry")
         return decision

@@ -7,11 +7,14 @@ Relative paths are resolved against the repository root (Ray replicas run in ano
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from routers.errors import ConfigError
 from routers.paths import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -84,6 +87,17 @@ class DeploymentsArgs(_Strict):
         default_factory=lambda: DeploymentOptions(ray_actor_options=ActorOptions(num_cpus=1.0)),
         description="the vLLM weak-model replica")
     strong_model: DeploymentOptions = Field(default_factory=DeploymentOptions, description="the strong-model API client")
+    budget_state: DeploymentOptions = Field(
+        default_factory=lambda: DeploymentOptions(num_replicas=1, ray_actor_options=ActorOptions(num_cpus=0.05)),
+        description="the shared budget-control state (budget.enabled); one replica holds it")
+
+    @field_validator("budget_state")
+    @classmethod
+    def _one_state(cls, v: DeploymentOptions) -> DeploymentOptions:
+        if v.autoscaling_config is not None or (v.num_replicas or 1) != 1:
+            raise ValueError("deployments.budget_state must have exactly one replica (num_replicas: 1): "
+                             "it is the one shared copy of the controllers")
+        return v
 
 
 # --- parts ---------------------------------------------------------------------------------------
@@ -130,21 +144,56 @@ class RouterConfig(_Strict):
         return _abs(v) if looks_like_path else v
 
 
+class BudgetTargetArgs(_Strict):
+    """One budget target: exactly one of a strong-call share or a dollar rate."""
+
+    strong_share: float | None = Field(None, ge=0.0, le=1.0, allow_inf_nan=False,
+                                       description="hold this share of strong calls, in [0, 1]")
+    usd_per_hour: float | None = Field(None, ge=0.0, allow_inf_nan=False,
+                                       description="hold this spend in USD per hour (converted to a share)")
+    usd_per_1k_requests: float | None = Field(None, ge=0.0, allow_inf_nan=False,
+                                              description="hold this spend in USD per 1,000 requests")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "BudgetTargetArgs":
+        given = [k for k in ("strong_share", "usd_per_hour", "usd_per_1k_requests") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("a budget target needs exactly one of strong_share, usd_per_hour, usd_per_1k_requests; "
+                             f"got {given or 'none'}")
+        return self
+
+    def kind_value(self) -> tuple[str, float]:
+        """(kind, value) as ``routers.budget.Target`` takes them."""
+        if self.strong_share is not None:
+            return "share", self.strong_share
+        if self.usd_per_hour is not None:
+            return "usd_per_hour", self.usd_per_hour
+        return "usd_per_1k_requests", float(self.usd_per_1k_requests)
+
+
 class RouterArgs(RouterConfig):
     """A router of the app: its replica's configuration, plus its name and where it runs."""
 
     alias: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="name in 'router-<alias>-<threshold>'")
     placement: Literal["replica", "ingress"] = Field("replica", description=(
         "'replica': the router is its own autoscaled deployment (GPU-able; the default). 'ingress': "
-        "it scores inside the ingress process, saving a Serve hop per request; for routers that "
-        "score in microseconds (static embeddings, random, length), scaled with the ingress"))
+        "it scores inside the ingress process, inline (no Serve hop, no batch queue); for routers "
+        "that score in about a millisecond or less (static embeddings, random, length), scaled with "
+        "the ingress"))
     deployment: DeploymentOptions | None = Field(None, description="overrides deployments.router")
+    budget: BudgetTargetArgs | None = Field(None, description=(
+        "with budget.enabled: what 'router-<alias>' (and bare 'router' for the default router) holds live, "
+        "instead of default_threshold"))
 
     @model_validator(mode="after")
     def _placement(self) -> "RouterArgs":
         if self.placement == "ingress" and self.deployment is not None:
             raise ValueError(f"router {self.alias!r} is placed in the ingress, so it has no deployment of its "
                              "own: remove `deployment` (it scales with deployments.ingress) or use placement: replica")
+        batching = sorted({"max_batch_size", "batch_wait_timeout_s"} & self.model_fields_set)
+        if self.placement == "ingress" and batching:
+            raise ValueError(f"router {self.alias!r} is placed in the ingress, where it scores each request inline: "
+                             f"remove {' and '.join(batching)} or use placement: replica")
         return self
 
     def replica_config(self) -> RouterConfig:
@@ -162,12 +211,12 @@ Feature = Literal["images", "audio", "tools", "context"]
 
 class WeakModelArgs(_Strict):
     model: str = Field(DEFAULT_WEAK_MODEL, description="local model directory (or hub id where downloads are allowed)")
-    base_url: str | None = Field(None, description=(
-        "serve the weak model from this OpenAI-compatible API instead of a local vLLM engine (a "
-        "self-hosted vLLM / TGI server, or a fake in tests and the learning demonstration); `model` is "
-        "then the model name at that API, and the vLLM fields below are unused"))
-    api_key_env: str = Field("RAYROUTE_WEAK_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                             description="with base_url: environment variable holding that API's key")
+    api_base_url: str | None = Field(None, description=(
+        "serve the weak model from this OpenAI-compatible API (e.g. a vLLM server elsewhere) instead of "
+        "starting vLLM in the replica; `model` is then the model's name at that API. The engine "
+        "fields below are ignored"))
+    api_key_env: str = Field("WEAK_MODEL_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="with api_base_url: environment variable holding the API key")
     served_model_name: str | None = Field(None, description="name reported in responses (default: weak-<dir name>)")
     build_if_missing: bool = Field(True, description="build the tiny random Llama if `model` is the default and missing")
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="weights dtype")
@@ -196,12 +245,7 @@ class WeakModelArgs(_Strict):
     @model_validator(mode="after")
     def _resolve(self) -> "WeakModelArgs":
         looks_local = self.model.startswith((".", "/", "~")) or self.model.startswith("models/")
-        if self.base_url is not None:
-            self.build_if_missing = False
-            if self.served_model_name is None:
-                self.served_model_name = self.model
-            return self
-        if looks_local:
+        if looks_local and self.api_base_url is None:
             self.model = _abs(self.model)
         if self.served_model_name is None:
             self.served_model_name = "weak-" + Path(self.model).name
@@ -300,6 +344,55 @@ class LearningArgs(_Strict):
     def enabled(self) -> bool:
         return self.collect or self.feedback
 
+class TenantArgs(_Strict):
+    """An API-key tenant: its keys (from the environment, never the config file), its own target and
+    its daily dollar cap."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="the tenant's label in metrics and headers")
+    api_keys_env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                              description="environment variable with the tenant's comma-separated API keys")
+    budget: BudgetTargetArgs | None = Field(None, description=(
+        "what this tenant's 'router-<alias>' requests hold (before the router's own target)"))
+    daily_cap_usd: float | None = Field(None, ge=0.0, allow_inf_nan=False,
+                                        description="hard cap on the tenant's estimated spend per UTC day, USD")
+    on_cap: Literal["weak", "reject"] = Field("weak", description=(
+        "once the cap is spent: 'weak' sends every request to the weak model (counted, header "
+        "x-rayroute-budget-cap), 'reject' answers 429 with Retry-After (seconds to the next UTC day)"))
+
+
+class BudgetArgs(_Strict):
+    """Live budget control (``routers.budget``, ``deployments.budget``)."""
+
+    enabled: bool = Field(False, description=(
+        "hold targets live: routers' and tenants' budget, 'router-<alias>-strong<f>' and "
+        "'router-<alias>-usd<per hour>'. Off: strong<f> is calibrated once at start-up, usd names answer 400"))
+    window_requests: int = Field(200, ge=10, le=100_000, description="recent router scores whose quantile gives α")
+    horizon_requests: float = Field(25.0, gt=0, le=100_000, description=(
+        "a shortfall (or excess) of strong calls is made up over about this many requests"))
+    memory_requests: int = Field(2000, ge=10, le=10_000_000, description="the deficit forgets at 1/this per request")
+    sync_interval_s: float = Field(0.1, gt=0, le=60, description=(
+        "how often each ingress replica sends its decisions to the shared state and takes back α"))
+    sync_timeout_s: float = Field(2.0, gt=0, le=60, description="a sync slower than this is dropped and retried")
+    max_targets: int = Field(1000, ge=1, le=1_000_000, description=(
+        "most live targets (router x tenant x target) held; the least recently used is dropped"))
+    price_source: Literal["config", "genai_prices"] = Field("config", description=(
+        "'config': strong_price / weak_price; 'genai_prices': the strong model's price from the "
+        "genai-prices package's table (pip install genai-prices), weak from weak_price"))
+    assumed_prompt_tokens: int = Field(500, ge=0, description="prior tokens per request before usage is seen")
+    assumed_completion_tokens: int = Field(250, ge=0, description="prior completion tokens per request")
+    tenants: list[TenantArgs] = Field(default_factory=list, description="API-key tenants with targets and caps")
+
+    @model_validator(mode="after")
+    def _check(self) -> "BudgetArgs":
+        names = [t.name for t in self.tenants]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"budget.tenants names must be unique; repeated: {dupes}")
+        if self.tenants and not self.enabled:  # tenants' targets and caps are enforced by budget control
+            raise ValueError(f"budget.tenants ({', '.join(names)}) need budget.enabled: true; without it "
+                             "their targets and daily caps would not be enforced")
+        return self
+
 
 class AppArgs(_Strict):
     """Everything ``build_app`` needs; serve_config.yaml ``args:`` and Python callers alike."""
@@ -314,6 +407,7 @@ class AppArgs(_Strict):
                                                                       output_usd_per_1m_tokens=10.0),
                                     description="estimated $ of the strong model")
     weak_price: PriceArgs = Field(default_factory=PriceArgs, description="estimated $ of the weak model")
+    budget: BudgetArgs = Field(default_factory=BudgetArgs, description="live budget control and tenant caps")
     deployments: DeploymentsArgs = Field(default_factory=DeploymentsArgs, description="Serve deployment options")
     learning: LearningArgs = Field(default_factory=LearningArgs, description="label collection and feedback (off)")
 
@@ -329,4 +423,20 @@ class AppArgs(_Strict):
             raise ValueError(f"default_router {self.default_router!r} is not one of the routers {aliases}")
         if self.weak_model.served_model_name == self.strong_model.model:
             raise ValueError("the weak and strong models need different names")
+        for i, r in enumerate(self.routers):
+            if r.budget is not None and not self.budget.enabled:
+                raise ValueError(f"routers[{i}].budget ({r.alias!r}) needs budget.enabled: true")
         return self
+
+    def check_environment(self, environ: Mapping[str, str] | None = None) -> None:
+        """Start-up checks that need the environment: a tenant's cap with no keys to tell its
+        requests apart. Raises ConfigError naming the field."""
+        env = os.environ if environ is None else environ
+        for i, t in enumerate(self.budget.tenants):
+            keys = [k for k in env.get(t.api_keys_env, "").split(",") if k.strip()]
+            if not keys and (t.daily_cap_usd is not None or t.budget is not None):
+                field = "daily_cap_usd" if t.daily_cap_usd is not None else "budget"
+                raise ConfigError(
+                    f"budget.tenants[{i}].{field} ({t.name!r}) is set but ${t.api_keys_env} holds no API keys, "
+                    "so no request can be counted against it; export the tenant's keys (comma-separated) "
+                    "or remove the tenant")

@@ -114,6 +114,24 @@ class UpstreamRejectedError(ServingError):
     default_code = "upstream_rejected_request"
 
 
+class BudgetExceededError(ServingError):
+    """A tenant's daily dollar cap is spent and its policy is ``reject`` (429 with Retry-After)."""
+
+    default_code = "budget_exceeded"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None,
+                 retry_after_s: int = 60) -> None:
+        super().__init__(message, param=param, code=code)
+        self.retry_after_s = int(retry_after_s)
+
+    def __reduce__(self):
+        return (_rebuild_budget, (self.message, self.param, self.code, self.retry_after_s))
+
+
+def _rebuild_budget(message, param, code, retry_after_s):
+    return BudgetExceededError(message, param=param, code=code, retry_after_s=retry_after_s)
+
+
 class BackendUnavailableError(ServingError):
     """A local replica (router / weak model) failed or timed out (503)."""
 
@@ -127,6 +145,7 @@ ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (ConflictError, 409, "invalid_request_error"),
     (PayloadTooLargeError, 413, "invalid_request_error"),
     (UnsupportedMediaTypeError, 415, "invalid_request_error"),
+    (BudgetExceededError, 429, "insufficient_quota"),
     (InvalidRequestError, 400, "invalid_request_error"),
     (UpstreamRejectedError, 400, "invalid_request_error"),
     (UpstreamTimeoutError, 504, "upstream_error"),
@@ -173,6 +192,14 @@ def _library_code_and_param(exc: BaseException) -> tuple[str, str | None]:
     if isinstance(exc, ConfigError):
         return "invalid_value", None
     return "router_error", None
+
+
+def error_headers(exc: BaseException) -> dict[str, str]:
+    """HTTP headers an error response carries besides its body (Retry-After of a spent budget)."""
+    exc = unwrap(exc)
+    if isinstance(exc, BudgetExceededError):
+        return {"retry-after": str(max(1, exc.retry_after_s))}
+    return {}
 
 
 def error_body(message: str, err_type: str, param: str | None, code: str | None) -> dict[str, Any]:

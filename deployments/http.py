@@ -30,6 +30,7 @@ from deployments.errors import (
     ServingError,
     UnsupportedMediaTypeError,
     classify,
+    error_headers,
     from_validation_error,
 )
 from deployments.metrics import ServingMetrics
@@ -49,25 +50,35 @@ def load_api_keys(env_name: str | None) -> list[bytes]:
 
 
 class ApiKeyAuth:
-    """``Authorization: Bearer <key>`` against the keys in ``$env_name`` (none: the API is open)."""
+    """``Authorization: Bearer <key>`` against the keys in ``$env_name`` and the tenants' keys
+    (``tenant_envs``: tenant name -> env var; budget.tenants). No key anywhere: the API is open.
+    ``check`` returns the tenant a key belongs to (None for the shared keys)."""
 
-    def __init__(self, env_name: str | None) -> None:
+    def __init__(self, env_name: str | None, tenant_envs: dict[str, str] | None = None) -> None:
         self.env_name = env_name
-        self._keys = load_api_keys(env_name)
+        self._keys: list[tuple[bytes, str | None]] = [(k, None) for k in load_api_keys(env_name)]
+        for tenant, env in (tenant_envs or {}).items():
+            self._keys += [(k, tenant) for k in load_api_keys(env)]
         if self._keys:
-            log.info("ingress API keys: %d configured from $%s", len(self._keys), env_name)
+            log.info("ingress API keys: %d configured (from $%s and %d tenant(s))", len(self._keys), env_name,
+                     len(tenant_envs or {}))
         else:
             log.warning("ingress API keys: none in $%s; the API is open to anyone who can reach it", env_name)
 
-    def check(self, authorization: str | None) -> None:
+    def check(self, authorization: str | None) -> str | None:
         if not self._keys:
-            return
+            return None
         token = b""
         if authorization and authorization[:7].lower() == "bearer ":
             token = authorization[7:].strip().encode()
-        ok = False
-        for key in self._keys:  # constant time per key, and no early exit
-            ok |= hmac.compare_digest(token, key)
+        ok, tenant = False, None
+        for key, owner in self._keys:  # constant time per key, and no early exit
+            match = hmac.compare_digest(token, key)
+            ok |= match
+            if match:
+                tenant = owner
+        if ok:
+            return tenant
         if not ok:
             raise AuthenticationError(
                 "missing or invalid API key; send 'Authorization: Bearer <key>' with a key from "
@@ -126,19 +137,20 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     app = FastAPI(title="rayroute", description="OpenAI-compatible LLM router (RouteLLM on Ray Serve)",
                   docs_url=None, redoc_url=None, openapi_url=None)
 
-    async def parse(request: Request, schema: type[_Schema]) -> _Schema:
-        """The prologue of every POST endpoint: authorise, read a bounded JSON object, validate it."""
-        auth.check(request.headers.get("authorization"))
+    async def parse(request: Request, schema: type[_Schema]) -> tuple[_Schema, str | None]:
+        """The prologue of every POST endpoint: authorise (the key's tenant), read a bounded JSON
+        object, validate it."""
+        tenant = auth.check(request.headers.get("authorization"))
         data = await read_json(request, max_body_bytes)
         try:
-            return schema.model_validate(data)
+            return schema.model_validate(data), tenant
         except ValidationError as exc:
             raise from_validation_error(exc) from None
 
     def error_response(exc: BaseException) -> JSONResponse:
         status, body = classify(exc)
         metrics.record_error(status, body["error"]["code"] or "")
-        return JSONResponse(body, status_code=status)
+        return JSONResponse(body, status_code=status, headers=error_headers(exc))
 
     @app.exception_handler(Exception)
     async def _any(_: Request, exc: Exception):
@@ -169,14 +181,14 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
-        req = await parse(request, ChatCompletionRequest)
+        req, tenant = await parse(request, ChatCompletionRequest)
         rid, own = request_id(request)
         extra = {"x-request-id": rid} if own else {}
         if req.stream:
-            events, headers = await service.chat_stream(req, rid)
+            events, headers = await service.chat_stream(req, tenant, rid)
             return StreamingResponse(events, media_type="text/event-stream",
                                      headers={**headers, **extra, "cache-control": "no-cache"})
-        body, headers = await service.chat(req, rid)
+        body, headers = await service.chat(req, tenant, rid)
         return JSONResponse(body, headers={**headers, **extra})
 
     @app.post("/v1/feedback")
@@ -194,7 +206,17 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
 
     @app.post("/v1/route")
     async def route(request: Request):
-        return (await service.route(await parse(request, RouteRequest))).model_dump()
+        req, tenant = await parse(request, RouteRequest)
+        return (await service.route(req, tenant)).model_dump()
+
+    @app.get("/v1/budget")
+    async def budget(request: Request):
+        """Budget control's shared state as this replica last saw it (α, share, realised share per
+        live target; tenants' spend today)."""
+        auth.check(request.headers.get("authorization"))
+        if service.budget is None:
+            return {"enabled": False}
+        return {"enabled": True, **service.budget.snapshot()}
 
     @app.get("/v1/models")
     async def models(request: Request):

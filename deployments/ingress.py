@@ -14,8 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from deployments.budget import BudgetClient
 from deployments.chat import ChatService, ServedModels
-from deployments.config import IngressArgs, LearningArgs, RouterConfig
+from deployments.config import BudgetArgs, BudgetTargetArgs, IngressArgs, LearningArgs, RouterConfig
 from deployments.http import ApiKeyAuth, build_http_app
 from deployments.metrics import ServingMetrics
 
@@ -52,6 +53,10 @@ class Ingress:
         metrics: ServingMetrics | None = None,
         learning: LearningArgs | None = None,
         learning_factory: Any = None,
+        budget_state: Any = None,
+        budget: BudgetArgs | None = None,
+        router_budgets: dict[str, BudgetTargetArgs | None] | None = None,
+        budget_prices: dict[str, tuple[float, float]] | None = None,
     ) -> None:
         local_routers = dict(local_routers or {})
         for router in local_routers.values():
@@ -60,8 +65,13 @@ class Ingress:
         self.metrics = metrics if metrics is not None else ServingMetrics(export=True)
         for alias, router in local_routers.items():
             self.metrics.record_router_version(alias, router_version(router.config.get("source"), alias), False)
-        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics)
-        self.auth = ApiKeyAuth(args.api_keys_env)
+        client = None
+        if budget is not None and budget.enabled and budget_state is not None:
+            client = BudgetClient(budget_state, budget, router_budgets or {}, budget_prices or {}, self.metrics)
+            client.start()  # when Serve builds replicas on a running loop; else at the first controlled request
+        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics, budget=client)
+        tenant_envs = {t.name: t.api_keys_env for t in budget.tenants} if budget is not None else {}
+        self.auth = ApiKeyAuth(args.api_keys_env, tenant_envs)
         self.max_body_bytes = args.max_body_bytes
         from deployments.learning import Learning
 

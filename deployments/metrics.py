@@ -17,6 +17,11 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_shadow_decisions_total{router, would_route, agree}``  a shadow candidate's decisions
 - ``rayroute_router_version{router, version}``      gauge 1 for the version each router serves
 - ``rayroute_router_reloads_total{router}``         hot reloads (promotions) of a router
+- budget control (``deployments.budget``), per live target (router, tenant or ``-``, target):
+  ``rayroute_budget_alpha``, ``rayroute_budget_target_share``, ``rayroute_budget_realised_share``
+  (gauges, global: from the shared state), ``rayroute_spend_usd_total{router, tenant}`` (estimated,
+  this replica's requests), ``rayroute_tenant_spend_today_usd{tenant}`` (gauge, global) and
+  ``rayroute_budget_cap_hits_total{tenant, policy}``
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ class ServingMetrics:
         self.shadow: _Counter[tuple[str, str, bool]] = _Counter()
         self.router_versions: dict[str, str] = {}
         self.router_reloads: _Counter[str] = _Counter()
+        self.budget: dict[tuple[str, str, str], dict[str, float | None]] = {}
+        self.spend_usd: dict[tuple[str, str], float] = {}
+        self.tenant_spend_today: dict[str, float] = {}
+        self.cap_hits: _Counter[tuple[str, str]] = _Counter()
         self._ray: dict[str, Any] | None = None
         if export:
             try:
@@ -97,6 +106,20 @@ class ServingMetrics:
                                       tag_keys=("router", "version")),
             "router_reloads": m.Counter("rayroute_router_reloads_total", description="Hot reloads of a router",
                                         tag_keys=("router",)),
+            "budget_alpha": m.Gauge("rayroute_budget_alpha", description="Threshold the budget controller holds",
+                                    tag_keys=("router", "tenant", "target")),
+            "budget_target": m.Gauge("rayroute_budget_target_share", description="Strong share the controller aims at",
+                                     tag_keys=("router", "tenant", "target")),
+            "budget_realised": m.Gauge("rayroute_budget_realised_share",
+                                       description="Strong share of the controller's recent decisions (all replicas)",
+                                       tag_keys=("router", "tenant", "target")),
+            "spend": m.Counter("rayroute_spend_usd_total", description="Estimated spend in USD by router and tenant",
+                               tag_keys=("router", "tenant")),
+            "tenant_today": m.Gauge("rayroute_tenant_spend_today_usd",
+                                    description="A tenant's estimated spend this UTC day (all replicas)",
+                                    tag_keys=("tenant",)),
+            "cap_hits": m.Counter("rayroute_budget_cap_hits_total",
+                                  description="Requests of a tenant over its daily cap", tag_keys=("tenant", "policy")),
         }
 
     def _emit(self, name: str, method: str, value: float, tags: dict[str, str]) -> None:
@@ -203,6 +226,32 @@ class ServingMetrics:
             s["agreement"] = s["agree"] / s["decisions"]
             s["would_strong_fraction"] = s["would_strong"] / s["decisions"]
         return out
+    def record_budget(self, router: str, tenant: str, target: str, alpha: float, share: float,
+                      realised: float | None) -> None:
+        tags = {"router": router, "tenant": tenant, "target": target}
+        with self._lock:
+            self.budget[(router, tenant, target)] = {"alpha": alpha, "target_share": share, "realised_share": realised}
+        self._emit("budget_alpha", "set", alpha, tags)
+        self._emit("budget_target", "set", share, tags)
+        if realised is not None:
+            self._emit("budget_realised", "set", realised, tags)
+
+    def record_spend(self, router: str, tenant: str, usd: float) -> None:
+        if usd <= 0:
+            return
+        with self._lock:
+            self.spend_usd[(router, tenant)] = self.spend_usd.get((router, tenant), 0.0) + usd
+        self._emit("spend", "inc", usd, {"router": router, "tenant": tenant})
+
+    def record_tenant_spend_today(self, tenant: str, usd: float) -> None:
+        with self._lock:
+            self.tenant_spend_today[tenant] = usd
+        self._emit("tenant_today", "set", usd, {"tenant": tenant})
+
+    def record_cap_hit(self, tenant: str, policy: str) -> None:
+        with self._lock:
+            self.cap_hits[(tenant, policy)] += 1
+        self._emit("cap_hits", "inc", 1, {"tenant": tenant, "policy": policy})
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
@@ -225,4 +274,8 @@ class ServingMetrics:
                              "label_spend_usd": self.label_spend_usd, "shadow": self._shadow_summary()},
                 "router_versions": dict(self.router_versions),
                 "router_reloads": dict(self.router_reloads),
+                "budget": [{"router": r, "tenant": t, "target": g, **v} for (r, t, g), v in sorted(self.budget.items())],
+                "spend_usd": [{"router": r, "tenant": t, "usd": u} for (r, t), u in sorted(self.spend_usd.items())],
+                "tenant_spend_today_usd": dict(self.tenant_spend_today),
+                "budget_cap_hits": [{"tenant": t, "policy": p, "count": c} for (t, p), c in sorted(self.cap_hits.items())],
             }

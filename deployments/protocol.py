@@ -7,6 +7,9 @@ Model names (what clients put in ``model``), RouteLLM-compatible:
 - ``router-<name>``               the router's configured default threshold;
 - ``router-<name>-strong<f>``     e.g. ``router-mf-strong0.3``: aim for a strong-call fraction
   ``f`` in [0, 1]; the threshold comes from the router's start-up calibration;
+- ``router-<name>-usd<x>``         e.g. ``router-linear_static-usd40``: hold a spend of ``x`` USD per
+  hour (x >= 0) on this name's traffic; needs ``budget.enabled`` (``deployments.budget``). With
+  budget control on, ``strong<f>`` is held live too instead of calibrated once;
 - the strong or weak model's own name: skip routing and call that model.
 
 Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the grammar is unambiguous.
@@ -14,6 +17,7 @@ Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the g
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -28,6 +32,7 @@ from deployments.openai_schema import check_chat_request
 
 ROUTER_PREFIX = "router-"
 STRONG_FRACTION_PREFIX = "strong"
+USD_PER_HOUR_PREFIX = "usd"
 #: longest accepted model string
 MAX_MODEL_NAME = 200
 
@@ -39,6 +44,7 @@ class ModelSelection:
     router: str | None = None
     threshold: float | None = None
     strong_fraction: float | None = None
+    usd_per_hour: float | None = None
     direct_model: str | None = None
 
     @property
@@ -62,7 +68,20 @@ def _parse_unit_interval(text: str, what: str, model: str, example: str) -> floa
         ) from None
 
 
-_EXPONENT_SPEC = re.compile(r"(strong)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
+def _parse_usd(text: str, model: str, name: str) -> float:
+    example = f"router-{name}-usd40"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelNameError(f"USD per hour {text!r} in model {model!r} is not a number; use e.g. {example!r}",
+                             param="model") from None
+    if not math.isfinite(value) or value < 0:
+        raise ThresholdError(f"USD per hour {text!r} in model {model!r} must be a finite number >= 0, "
+                             f"e.g. {example!r}", param="model")
+    return value
+
+
+_EXPONENT_SPEC = re.compile(r"(strong|usd)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
 
 
 def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSelection:
@@ -84,10 +103,13 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
     name, dash, spec = rest.partition("-")
     # the only '-' allowed after the name's is a float exponent's: router-mf-1e-05
     parts = [name, spec] if dash else [name]
+    if spec.startswith(USD_PER_HOUR_PREFIX + "-"):
+        raise ThresholdError(f"USD per hour {spec[len(USD_PER_HOUR_PREFIX):]!r} in model {model!r} must be >= 0, "
+                             f"e.g. 'router-{name}-usd40'", param="model")
     if not name or (dash and (not spec or ("-" in spec and not _EXPONENT_SPEC.fullmatch(spec)))):
         raise ModelNameError(
             f"model {model!r} is malformed; expected 'router-<name>', 'router-<name>-<threshold>' "
-            "or 'router-<name>-strong<fraction>' (router names use '_', never '-')",
+            "'router-<name>-strong<fraction>' or 'router-<name>-usd<per hour>' (router names use '_', never '-')",
             param="model",
         )
     name = parts[0]
@@ -98,6 +120,8 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
         frac = _parse_unit_interval(spec[len(STRONG_FRACTION_PREFIX):], "strong fraction", model,
                                     f"router-{name}-strong0.3")
         return ModelSelection(router=name, strong_fraction=frac)
+    if spec.startswith(USD_PER_HOUR_PREFIX):
+        return ModelSelection(router=name, usd_per_hour=_parse_usd(spec[len(USD_PER_HOUR_PREFIX):], model, name))
     thr = _parse_unit_interval(spec, "threshold", model, f"router-{name}-0.5")
     return ModelSelection(router=name, threshold=thr)
 
@@ -284,6 +308,14 @@ class RouteDecision(BaseModel):
     p_strong: float | None = None
     threshold: float | None = None
     strong_fraction: float | None = None
+    #: budget control: the live target this decision served ("share=0.3", "usd_per_hour=40"), the
+    #: strong share it held at the time, and the tenant (API key's) it was counted for
+    budget_target: str | None = None
+    budget_share: float | None = None
+    tenant: str | None = Field(None, exclude=True)
+    budget_key: str | None = Field(None, exclude=True)
+    #: budget control: a tenant's daily cap sent this request weak
+    budget_cap: str | None = Field(None, exclude=True)
     #: why the decision is not the router's (its replica failed), for the x-rayroute-fallback header
     fallback: str | None = Field(None, exclude=True)
     #: the features the weak model lacks that sent the request strong, for x-rayroute-capability

@@ -43,16 +43,21 @@ class RouterReplica:
     """Wraps one ``routers`` Router. ``route(text, threshold, strong_fraction)`` is the hot path.
 
     Serve builds it with the alias only and then calls ``reconfigure``; outside Serve (a router
-    placed in the ingress, tests) pass ``config`` to build it configured."""
+    placed in the ingress, tests) pass ``config`` to build it configured. ``inline`` scores each
+    request in the calling coroutine instead of the ``@serve.batch`` queue and a worker thread: for
+    a router in the ingress that scores in well under a millisecond, the queue's wait and the
+    thread hop cost more than the scoring."""
 
     def __init__(
         self,
         alias: str,
         config: RouterConfig | dict[str, Any] | None = None,
         loader: Callable[..., Router] = load_router,
+        inline: bool = False,
     ) -> None:
         self.alias = alias
         self._loader = loader
+        self._inline = inline
         self._config: RouterConfig | None = None
         self._router: Router | None = None
         self._cache: ScoreCache | None = None
@@ -130,14 +135,16 @@ class RouterReplica:
 
     # --- serving ---------------------------------------------------------------------------------
 
-    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
-    async def score_batch(self, texts: list[str]) -> list[tuple[float, bool]]:
-        """(P(strong), came from the score cache) per text."""
+    def score_now(self, texts: list[str]) -> list[tuple[float, bool]]:
+        """(P(strong), came from the score cache) per text, scored in the caller's thread."""
         router, cache = self._router, self._cache  # one consistent pair, even across a reload
         if cache is not None:
-            return await asyncio.to_thread(cache.score, texts, router.score)
-        scores = await asyncio.to_thread(router.score, texts)
-        return [(float(s), False) for s in np.asarray(scores, dtype=np.float64)]
+            return cache.score(texts, router.score)
+        return [(float(s), False) for s in np.asarray(router.score(texts), dtype=np.float64)]
+
+    @serve.batch(max_batch_size=16, batch_wait_timeout_s=0.005)
+    async def score_batch(self, texts: list[str]) -> list[tuple[float, bool]]:
+        return await asyncio.to_thread(self.score_now, texts)
 
     def resolve_threshold(self, threshold: float | None, strong_fraction: float | None) -> float:
         if strong_fraction is not None:
@@ -170,6 +177,8 @@ class RouterReplica:
         if hit is not None:
             # answered here, not in the batch queue: a hit must not wait behind misses being scored
             p, cached = hit, True
+        elif self._inline:
+            p, cached = self.score_now([text])[0]
         else:
             p, cached = await self.score_batch(text)
         strong = bool(strong_mask([p], alpha)[0])
@@ -205,11 +214,11 @@ class InProcessRouter:
     """A router scored inside the ingress process (``placement: ingress``), behind the same
     ``route.remote(...)`` interface as a router deployment's handle.
 
-    Why: each Serve hop costs milliseconds on a busy node (about 10 ms p50 measured on 2 vCPUs,
-    docs/routing-overhead.md), which is the whole routing overhead for a router that scores in
-    microseconds (static embeddings, random, length). Such a router scales with the ingress
-    replicas instead of on its own. Built light (it is pickled into the ingress's init args);
-    ``start()`` loads the router in the ingress process.
+    Why: each Serve hop costs milliseconds on a busy node, which is the whole routing overhead for a
+    router that scores in microseconds (static embeddings, random, length). Such a router scales
+    with the ingress replicas instead of on its own, and scores inline (no batch queue, no worker
+    thread). Built light (it is pickled into the ingress's init args); ``start()`` loads the router
+    in the ingress process.
     """
 
     def __init__(self, alias: str, config: dict[str, Any]) -> None:
@@ -220,7 +229,7 @@ class InProcessRouter:
 
     def start(self) -> "InProcessRouter":
         if self._replica is None:
-            self._replica = RouterReplica(self.alias, self.config)
+            self._replica = RouterReplica(self.alias, self.config, inline=True)
         return self
 
     async def _route(self, *args: Any, **kwargs: Any) -> RouterVerdict:

@@ -1,16 +1,14 @@
 """The evaluation pipeline: routers x benchmarks -> metrics, baselines, decontamination,
 similarity, cost, in one JSON-able result (``routers.evaluation.report`` renders it).
 
-Router specs (``--routers``), each a row of the results table with its training configuration:
+Rows of the results table:
 
 - ``length``: prompt length only (longer -> strong); always reported, beside ``random`` and the
   oracle, which are always reported too.
-- ``ridge``: ``RidgeHead`` on MiniLM embeddings + log length, trained on the general data only
-  (strong-vs-weak rows of the training mix).
-- ``ridge+xfit``: the same, plus the benchmark's own golden labels by k-fold cross-fitting.
-- ``ridge:xfit-only``: cross-fitted in-domain labels only, no general data.
-- any registry name (``mf``, ``sw_ranking``, ``bert``, ``causal_llm``) or checkpoint directory:
-  the committed checkpoint, as trained (general data).
+- ``--routers``: registry names (``mf``, ``sw_ranking``, ``bert``, ...) or checkpoint directories,
+  scored as trained (a checkpoint trained on a benchmark is not scored on it).
+- ``--recipes``: training recipes run through the honest protocol (``routers.evaluation.protocol``):
+  cross-fitted in-domain, leave-one-benchmark-out, learning curve.
 
 Every number in the output says which configuration it comes from (``config`` of each row).
 """
@@ -29,20 +27,19 @@ from routers.data.benchmarks import BENCHMARKS, Benchmark, load_benchmark
 from routers.errors import ConfigError, RoutersError
 from routers.evaluation import metrics as m
 from routers.evaluation.baselines import length_scores, random_baseline
-from routers.evaluation.crossfit import cross_fit, indomain_targets, near_duplicate_groups, ridge_trainer
 from routers.evaluation.score_store import ScoreStore, checkpoint_fingerprint
 from routers.evaluation.similarity import (
     CONTAMINATION_THRESHOLD,
     benchmark_similarity,
-    crossfit_similarity,
     decontaminate,
 )
 
 log = logging.getLogger(__name__)
 
 GENERAL = "general data"
-DEFAULT_ROUTERS = ("ridge", "ridge+xfit", "ridge:xfit-only")
-RIDGE_SPECS = ("ridge", "ridge+xfit", "ridge:xfit-only")
+#: the committed general-data checkpoints (the served default is trained on the benchmarks: its
+#: figures come from its recipe, ``--recipes linear_static``)
+DEFAULT_ROUTERS = ("mf", "sw_ranking", "mf_static", "sw_static")
 
 #: The paper's prices (appendix D), $ per million tokens.
 GPT4_PRICE = 24.7
@@ -54,7 +51,7 @@ class EvalConfig:
     routers: Sequence[str] = DEFAULT_ROUTERS
     benchmarks: Sequence[str] = BENCHMARKS
     data_dir: str | Path | None = None
-    #: training mix (None = the default mix) used by ridge and for decontamination / similarity
+    #: training mix (None = the default mix) for decontamination / similarity
     mix: Any = None
     #: explicit strong / weak model lists for the general-data targets (default: tiers 0-1 vs 2)
     strong_models: Sequence[str] | None = None
@@ -63,7 +60,6 @@ class EvalConfig:
     folds: int = 10
     seed: int = 0
     n_random: int = 1000
-    ridge_alpha: float | str = "auto"
     decontaminate: bool = True
     threshold: float = CONTAMINATION_THRESHOLD
     cache_dir: str | Path | None = None
@@ -99,22 +95,12 @@ def _embedder(spec):
         return build_embedder(spec)
 
 
-def score_range(bench: Benchmark) -> float:
-    if bench.scale == "accuracy":
-        return 1.0
-    lo = min(bench.strong.min(), bench.weak.min())
-    hi = max(bench.strong.max(), bench.weak.max())
-    if bench.name == "mt_bench":
-        return 9.0  # grades 1-10
-    return float(hi - lo) or 1.0
-
-
 # --- general data -----------------------------------------------------------------------------------
 
 
 def general_data(cfg: EvalConfig) -> dict:
-    """The training mix: all prompts by source (for decontamination and similarity) and the
-    strong-vs-weak targets per unique prompt (for ridge)."""
+    """The training mix: all prompts by source (for decontamination and similarity) and a summary
+    of its strong-vs-weak rows (what the general-data checkpoints learn from)."""
     from routers.training.data import load_mix, strong_weak_pairs
 
     df = load_mix(cfg.mix)
@@ -132,14 +118,9 @@ def general_data(cfg: EvalConfig) -> dict:
         classes = {"strong": table.strong_models(), "weak": table.weak_models()}
     if pairs.empty:
         raise ConfigError("no strong-vs-weak rows in the training mix for the chosen model classes")
-    pairs = pairs.assign(wp=pairs["p_strong"] * pairs["weight"])
-    agg = pairs.groupby("prompt", sort=True).agg(wp=("wp", "sum"), w=("weight", "sum"))
-    agg = agg[agg["w"] > 0]
     return {
         "by_source": by_source,
-        "prompts": agg.index.tolist(),
-        "targets": (agg["wp"] / agg["w"]).to_numpy(),
-        "weights": np.ones(len(agg)),
+        "n_prompts": int(pairs.loc[pairs["weight"] > 0, "prompt"].nunique()),
         "n_pairs": int(len(pairs)),
         "classes": classes,
     }
@@ -193,34 +174,29 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Run the whole evaluation; returns the JSON-able result."""
     routers = [r.strip() for r in cfg.routers if r.strip()]
     special = {"random", "oracle", "length"}
-    needs_general = any(r in ("ridge", "ridge+xfit") for r in routers) or cfg.decontaminate
-    needs_emb = needs_general or any(r in RIDGE_SPECS for r in routers)
     cache = ScoreStore(cfg.cache_dir, enabled=cfg.use_cache)
-    emb = _embedder(cfg.embedder) if needs_emb else None
+    emb = _embedder(cfg.embedder) if cfg.decontaminate else None
     result: dict = {
         "settings": {
             "routers": routers, "benchmarks": list(cfg.benchmarks), "folds": cfg.folds, "seed": cfg.seed,
-            "n_random": cfg.n_random, "ridge_alpha": cfg.ridge_alpha, "decontaminate": cfg.decontaminate,
+            "n_random": cfg.n_random, "decontaminate": cfg.decontaminate,
             "threshold": cfg.threshold, "embedder": getattr(emb, "name", None),
             "prices": {"strong": cfg.strong_price, "weak": cfg.weak_price},
             "apgr_grid": "11 points 0..100% strong calls, trapezoid (RouteLLM evaluate.py)",
         },
         "benchmarks": {},
     }
-    gen = None
-    gen_emb = None
     src_emb: dict[str, np.ndarray] = {}
-    if needs_general:
+    if cfg.decontaminate:
         gen = general_data(cfg)
         result["general_data"] = {
             "sources": {k: len(v) for k, v in gen["by_source"].items()},
-            "strong_weak_pairs": gen["n_pairs"], "unique_prompts_with_targets": len(gen["prompts"]),
+            "strong_weak_pairs": gen["n_pairs"], "unique_prompts_with_targets": gen["n_prompts"],
             "classes": gen["classes"],
         }
         for src, prompts in gen["by_source"].items():
             log.info("embedding %d training prompts of %s", len(prompts), src)
             src_emb[src] = emb.embed(prompts, progress=cfg.progress)
-        gen_emb = emb.embed(gen["prompts"], progress=cfg.progress)
 
     golden_cache: dict = {}
     for bname in cfg.benchmarks:
@@ -249,44 +225,14 @@ def evaluate(cfg: EvalConfig) -> dict:
             if len(src_emb) > 1:
                 for src, e_src in src_emb.items():
                     similarity[f"{src} only"] = benchmark_similarity(b_emb, e_src)
-        targets = indomain_targets(bench.strong, bench.weak, score_range(bench))
-        general_tuple = (gen_emb, gen["prompts"], gen["targets"], gen["weights"]) if gen else None
         skipped = {}
-        groups = None
-        if any(r in ("ridge+xfit", "ridge:xfit-only") for r in routers):
-            groups = near_duplicate_groups(b_emb, cfg.threshold)
-            contamination["near_duplicate_groups_in_benchmark"] = int(len(groups) - len(set(groups.tolist())))
         for spec in _tqdm(routers, cfg.progress, desc=f"routers on {bench.name}", unit="router"):
             if spec in special:
                 continue
             try:
-                if spec == "ridge":
-                    if general_tuple is None:
-                        raise ConfigError("ridge needs the general training data")
-                    trainer = ridge_trainer(alpha=cfg.ridge_alpha)
-                    head = trainer(*general_tuple)
-                    rows.append(_row("ridge", GENERAL, head(b_emb, bench.prompts), bench, rnd_apgr,
-                                     ridge_chosen=trainer.chosen))
-                elif spec in ("ridge+xfit", "ridge:xfit-only"):
-                    use_general = spec == "ridge+xfit"
-                    if use_general and general_tuple is None:
-                        raise ConfigError("ridge+xfit needs the general training data")
-                    k = min(cfg.folds, len(set(groups.tolist())))
-                    trainer = ridge_trainer(alpha=cfg.ridge_alpha)
-                    scores, folds = cross_fit(trainer, b_emb, bench.prompts, targets, k=k, seed=cfg.seed,
-                                              general=general_tuple if use_general else None, groups=groups)
-                    # "general + in-domain" only when the nested CV gave the general data weight in some fold
-                    weighted = use_general and any(gw > 0 for _, gw in trainer.chosen)
-                    conf = (f"{GENERAL} + " if weighted else "") + f"cross-fitted in-domain labels ({k}-fold)"
-                    if use_general and not weighted:
-                        conf += " (general data offered, weight 0 chosen in every fold)"
-                    rows.append(_row(spec, conf, scores, bench, rnd_apgr, folds=k, ridge_chosen=trainer.chosen))
-                    sim_key = (f"{GENERAL} + " if use_general else "") + "cross-fitted in-domain (other folds)"
-                    similarity[sim_key] = crossfit_similarity(b_emb, folds, all_train if use_general else None)
-                else:
-                    scores, info = _score_router(spec, bench, cache, cfg.progress)
-                    rows.append(_row(spec, info["config"], scores, bench, rnd_apgr,
-                                     checkpoint=info["checkpoint"], cached=info["cached"]))
+                scores, info = _score_router(spec, bench, cache, cfg.progress)
+                rows.append(_row(spec, info["config"], scores, bench, rnd_apgr,
+                                 checkpoint=info["checkpoint"], cached=info["cached"]))
             except (RoutersError, ImportError) as exc:
                 log.warning("router %s skipped on %s: %s", spec, bench.name, exc)
                 skipped[spec] = str(exc)

@@ -94,8 +94,7 @@ def markdown(result: dict, command: str | None = None, image_prefix: str = "") -
         "own outcomes, k folds, alone or with the other golden sources), (ii) leave-one-benchmark-out (the "
         "other sources only, near-duplicates of the target removed), (iii) learning curve (n labelled "
         "questions + the other sources, scored on the rest). A checkpoint trained on a benchmark is never "
-        "scored on it. `ridge` rows (if any) = an embedding-only ridge with the penalty and the general "
-        "data's weight chosen by nested cross-validation on training rows only.",
+        "scored on it.",
         "",
     ]
     out += _targets(result)
@@ -337,13 +336,14 @@ def plot(result: dict, name: str, path: str | Path) -> Path:
 
 def write_outputs(result: dict, out_dir: str | Path, command: str | None = None,
                   markdown_path: str | Path | None = None) -> dict[str, Path]:
-    """Write results.json, results.md and <benchmark>.png into ``out_dir``; ``markdown_path``
-    additionally writes the Markdown there (images linked as ``results/<name>.png``)."""
+    """Write results.json, results.md and <benchmark>.png into ``out_dir`` (``command``, when given,
+    heads results.md as the way to regenerate it); ``markdown_path`` additionally writes the
+    Markdown there, its images linked relative to it."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md"}
     paths["json"].write_text(json.dumps(result, indent=1, default=float) + "\n")
-    paths["markdown"].write_text(markdown(result) + "\n")
+    paths["markdown"].write_text(markdown(result, command) + "\n")
     for name in result["benchmarks"]:
         paths[f"png:{name}"] = plot(result, name, out_dir / f"{name}.png")
         curve = plot_curve(result, name, out_dir / f"{name}-curve.png")

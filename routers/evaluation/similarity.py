@@ -47,20 +47,6 @@ def benchmark_similarity(bench_emb: np.ndarray, data_emb: np.ndarray) -> float:
     return float(np.mean(max_cosine(bench_emb, data_emb)[0]))
 
 
-def crossfit_similarity(bench_emb: np.ndarray, folds: np.ndarray, general_emb: np.ndarray | None) -> float:
-    """Eq. 14 for cross-fitted in-domain augmentation: each benchmark prompt is compared with the
-    data its router was trained on (the general data + the *other* folds of the benchmark)."""
-    best = np.full(len(bench_emb), -np.inf)
-    if general_emb is not None and len(general_emb):
-        best = max_cosine(bench_emb, general_emb)[0]
-    for f in np.unique(folds):
-        inside = folds == f
-        other = bench_emb[~inside]
-        if len(other):
-            best[inside] = np.maximum(best[inside], max_cosine(bench_emb[inside], other)[0])
-    return float(np.mean(best))
-
-
 def decontaminate(bench: Benchmark, bench_emb: np.ndarray, sources: Mapping[str, np.ndarray],
                   threshold: float = CONTAMINATION_THRESHOLD) -> tuple[Benchmark, np.ndarray, dict]:
     """Drop benchmark questions whose cosine to any training prompt is >= ``threshold``.

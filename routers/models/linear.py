@@ -7,7 +7,7 @@
 
 Why two parts: word n-grams carry topic and task words ("prove", "integral", "def") that transfer
 across benchmarks, while the embedding carries the meaning of paraphrases; on the golden outcomes
-each part alone routes worse than their sum (docs/results). Both are ridge regressions of the
+each part alone routes worse than their sum (results/quality). Both are ridge regressions of the
 target P(strong better) = 0.5 + (strong − weak score) / 2, which for 0/1 correctness is 1, 0.5
 or 0, so the ranking is the expected quality gain of sending the prompt to the strong model.
 
@@ -70,7 +70,7 @@ class LinearRouter(EmbeddingRouter):
         prompts = check_prompts(prompts)
         emb = self.embed(prompts) if emb is None else self.check_embeddings(emb)
         s = self.scalars
-        t = np.asarray(self.tfidf.transform(prompts) @ self.text_coef).ravel() + s["text_bias"]
+        t = self.tfidf.dot(prompts, self.text_coef) + s["text_bias"]
         e = np.hstack([emb.astype(np.float64), surface_features(prompts)]) @ self.emb_coef + s["emb_bias"]
         return t, e
 

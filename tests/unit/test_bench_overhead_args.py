@@ -42,3 +42,20 @@ def test_the_load_test_sends_the_first_key_of_the_ingress_variable(monkeypatch):
     assert ingress_key() == "k1"
     monkeypatch.setenv("RAYROUTE_API_KEYS", "")
     assert ingress_key() is None
+
+
+def test_zero_runs_is_refused_before_ray_starts(tmp_path):
+    with pytest.raises(LoadTestError, match="runs must be >= 1, got 0"):
+        bench_overhead(runs=0, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_runs_are_summarised_as_median_and_range():
+    from bench.overhead import summarise_runs
+
+    runs = [{"route_vs_noop_throughput_ratio": r, "chat_routing_overhead_p50_ms": c}
+            for r, c in ((1.1, 4.0), (0.9, 9.0), (1.0, -2.0))]
+    s = summarise_runs(runs)
+    assert s["route_vs_noop_throughput_ratio"] == 1.0 and s["route_vs_noop_throughput_ratio_range"] == [0.9, 1.1]
+    assert s["chat_routing_overhead_p50_ms"] == 4.0 and s["chat_routing_overhead_p50_ms_range"] == [-2.0, 9.0]
+    assert "route_vs_noop_p99_ratio" not in s  # a figure no run measured is not invented

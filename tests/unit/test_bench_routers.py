@@ -25,6 +25,9 @@ def test_bench_routers_smoke(tmp_path, shared_data):
     assert ref["queries"] == 2 and ref["max_abs_diff"] < 1e-3 and ref["speedup"] > 1
     md = out.with_suffix(".md").read_text()
     assert md.count("\n| mf | hash-384 |") == 8 and "Table 7" in md and "155.16" in md
+    # the raw file and its table name the command that wrote them
+    assert res["command"].startswith("rayroute bench-routers --routers random,length,mf,sw_ranking")
+    assert md.startswith(f"`{res['command']}`")
 
 
 def test_bench_routers_prompts_file_and_reference_embeddings(tmp_path, shared_data):

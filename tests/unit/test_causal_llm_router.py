@@ -16,8 +16,6 @@ from routers.registry import load_router
 from tests.fakes import synthetic_benchmark, synthetic_preferences
 from tests.unit.test_bert_router import labelled
 
-torch = pytest.importorskip("torch")
-
 # A short template keeps sequences (and CPU time) small; the default one is tested for shape below.
 TEMPLATE = "Query: {query}\nWinner:"
 

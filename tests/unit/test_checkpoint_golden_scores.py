@@ -1,6 +1,6 @@
 """Golden scores: each committed checkpoint's P(strong) on fixed prompts, pinned.
 
-The documented APGR of a checkpoint (docs/results.md, checkpoints/README.md) holds only while the
+The documented APGR of a checkpoint (results/quality/results.md, checkpoints/README.md) holds only while the
 checkpoint scores as it did when it was measured. A change in features, tokenisation, embedder or
 loading that moves any of these scores fails here; if the change is intended, re-run the
 evaluation, update the docs, and re-pin the values printed by the failing assertion.

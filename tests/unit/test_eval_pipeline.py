@@ -13,7 +13,7 @@ from cli.main import main
 from routers.data.benchmarks import load_outcomes_csv
 from routers.evaluation.baselines import random_baseline
 from routers.evaluation.pipeline import cost_analysis
-from routers.evaluation.similarity import benchmark_similarity, crossfit_similarity, decontaminate
+from routers.evaluation.similarity import benchmark_similarity, decontaminate
 from tests.fakes import STRONG_MODELS, WEAK_MODELS, synthetic_benchmark, synthetic_preferences
 
 
@@ -36,23 +36,30 @@ def tiny(tmp_path):
 
 def test_eval_cli_smoke(tiny, tmp_path, capsys):
     bench, mix = tiny
+    # a learned checkpoint trained on other synthetic data (the "general data"), hash embedder
+    from routers.data.golden import pair_targets
+    from routers.embeddings import embedder_from_spec
+    from routers.models.linear import fit_linear
+
+    emb = embedder_from_spec("hash-64")
+    p, s, w = synthetic_benchmark(n=400, seed=21)
+    ckpt = fit_linear(p, emb.embed(p), pair_targets(s, w, 1.0), embedder=emb, bits=12).save(tmp_path / "lin")
     out = tmp_path / "out"
     doc = tmp_path / "docs" / "results.md"
-    rc = main(["eval", "--benchmarks", str(bench), "--routers", "ridge,ridge+xfit,ridge:xfit-only,random",
+    rc = main(["eval", "--benchmarks", str(bench), "--routers", f"{ckpt},random",
                "--mix", str(mix), "--strong-models", ",".join(STRONG_MODELS), "--weak-models", ",".join(WEAK_MODELS),
                "--embedder", "hash-64", "--folds", "3", "--n-random", "50", "--out", str(out), "--doc", str(doc),
-               "--cache-dir", str(tmp_path / "cache"), "--recipes", "", "--quiet"])
+               "--cache-dir", str(tmp_path / "cache"), "--recipes", "", "--quiet", "--record-command"])
     assert rc == 0
     res = json.loads((out / "results.json").read_text())
     b = res["benchmarks"]["tiny"]
     rows = {r["router"]: r for r in b["rows"]}
-    assert set(rows) == {"length", "ridge", "ridge+xfit", "ridge:xfit-only"}
-    assert rows["ridge+xfit"]["config"].startswith("general data + cross-fitted in-domain labels (3-fold)")
-    assert rows["ridge"]["config"] == "general data"
+    assert set(rows) == {"length", str(ckpt)}
+    assert rows[str(ckpt)]["config"] == "checkpoint lin (general data)"
     # the copied prompt is found by cosine >= 0.95 and dropped, and reported per source
     assert b["contamination"]["embedding"]["total"] >= 1 and b["n"] < 240
     # hard words drive both the synthetic labels and the benchmark: learned routers beat random
-    assert rows["ridge:xfit-only"]["apgr"] > b["random"]["apgr"]["hi"]
+    assert rows[str(ckpt)]["apgr"] > b["random"]["apgr"]["hi"]
     assert b["oracle"]["apgr"] >= max(r["apgr"] for r in b["rows"])
     assert (out / "tiny.png").stat().st_size > 1000
     text = doc.read_text()
@@ -60,6 +67,9 @@ def test_eval_cli_smoke(tiny, tmp_path, capsys):
     assert "random (95% interval)" in text and "oracle" in text and "](../out/tiny.png)" in text
     assert "Benchmark-dataset similarity" in text
     assert "tiny: n=" in capsys.readouterr().out
+    # both reports name the command that regenerates them
+    for report in (text, (out / "results.md").read_text()):
+        assert "rayroute eval --benchmarks" in report and "--record-command" in report
 
 
 def test_eval_cli_unknown_recipe_fails_before_any_work(tmp_path, capsys):
@@ -117,10 +127,6 @@ def test_decontaminate_and_similarity(tmp_path):
     assert rep == {"src1": 1, "src2": 0, "total": 1} and out.prompts == ["b", "c"] and len(emb) == 2
     assert out.dropped["embedding cosine >= 0.95 to a training prompt"] == 1
     assert benchmark_similarity(e, np.vstack([near, far])) == pytest.approx((near[0, 0] + 0.6 + 0.8) / 3)
-    # cross-fitted: each question only sees the other folds
-    assert crossfit_similarity(e, np.array([0, 1, 2]), None) == pytest.approx(0.0)
-    two = np.vstack([e[0], e[0]])
-    assert crossfit_similarity(two, np.array([0, 1]), None) == pytest.approx(1.0)
 
 
 def test_cost_analysis():

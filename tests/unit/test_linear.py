@@ -184,3 +184,18 @@ def test_report_labels_every_protocol_row_with_its_verdict():
     assert "x − rec, (ii) leave-one-benchmark-out: +0.010 (-0.020 to +0.040)" in text
     summary = "\n".join(_protocol_summary({"benchmarks": {"mmlu": b}}))
     assert "(iii) general + n in-domain, n=250 | 0.510 (0.500–0.520) | inside random's band" in summary
+
+
+def test_the_serving_path_computes_what_the_training_matrices_do():
+    """``HashedTfidf.dot`` (serving, no matrix) equals ``transform(...) @ coef`` (training), and the
+    fast digit count equals ``str.isdigit`` on every character, Unicode digits included."""
+    from routers.features import HashedTfidf, _digits
+
+    texts = ["What is 2 + 2?", "", "Solve x² = 9 for ٣ values", "the the the cat", "naïve café 42"]
+    tfidf = HashedTfidf(bits=12).fit(texts + ["another training text"])
+    coef = np.random.default_rng(0).normal(size=2 ** 12)
+    np.testing.assert_allclose(tfidf.dot(texts, coef), tfidf.transform(texts) @ coef, rtol=1e-12, atol=1e-12)
+    norms = np.sqrt(np.asarray(tfidf.transform(texts).multiply(tfidf.transform(texts)).sum(axis=1)).ravel())
+    np.testing.assert_allclose(norms, [1, 0, 1, 1, 1], atol=1e-6)  # rows L2-normalised; empty stays empty
+    for t in texts:
+        assert _digits(t) == sum(c.isdigit() for c in t), t

@@ -75,3 +75,27 @@ def test_placement_in_the_ingress_has_no_deployment_of_its_own():
         RouterArgs(alias="mf_static", placement="ingress", deployment={"num_replicas": 2})
     with pytest.raises(ValueError, match="placement"):
         RouterArgs(alias="mf_static", placement="sidecar")
+    with pytest.raises(ValueError, match="scores each request inline: remove batch_wait_timeout_s or use placement"):
+        RouterArgs(alias="mf_static", placement="ingress", batch_wait_timeout_s=0)
+
+
+def test_a_router_in_the_ingress_scores_inline_without_the_batch_queue():
+    """No replica context here, so a call into ``@serve.batch`` would fail: the inline path must not
+    use it, and must give the same verdict and cache accounting as the batched one."""
+    import asyncio
+
+    from deployments.router_replica import InProcessRouter
+
+    cfg = RouterArgs(alias="length", placement="ingress", score_cache_entries=10).user_config()
+    local = InProcessRouter("length", cfg).start()
+
+    def refuse(*_a, **_k):
+        raise AssertionError("an inline router went through the batch queue")
+
+    local._replica.score_batch = refuse
+    text = "a question long enough to score above the default threshold " * 20
+    first = asyncio.run(local.route.remote(text, 0.5))
+    again = asyncio.run(local.route.remote(text, 0.5))
+    want = float(load_router("length").score([text])[0])
+    assert first.p_strong == pytest.approx(want) and first.strong == (want >= 0.5) and not first.cached
+    assert again.p_strong == first.p_strong and again.cached  # the second is a score-cache hit
