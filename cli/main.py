@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.bench",
     "cli.serve",
     "cli.ops",
+    "cli.learn",
 )
 
 

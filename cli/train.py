@@ -81,6 +81,7 @@ def _train_cmd(args: argparse.Namespace) -> int:
         "max_prompts": args.max_prompts, "group_by": args.group_by, "base_model": args.base_model,
         "max_steps": args.max_steps, "max_length": args.max_length, "grad_accum": args.grad_accum,
         "lora": True if args.lora else None, "num_layers": args.num_layers, "sources": args.sources,
+        "labels": args.labels, "labels_weight": args.labels_weight,
     }
     epochs = options["epochs"]
     if epochs is not None and float(epochs).is_integer():
@@ -115,5 +116,9 @@ def add_cli(sub) -> None:
     p.add_argument("--lora", action="store_true", help="causal_llm: LoRA fine-tuning (peft) instead of full")
     p.add_argument("--sources", help="linear: comma-separated golden sources (default: mmlu,gsm8k,mt_bench,"
                                      "arc_challenge,mbpp)")
+    p.add_argument("--labels", metavar="STORE", help="linear: also train on the traffic labels in this label "
+                                                      "store directory (learning.store), mixed with --sources")
+    p.add_argument("--labels-weight", type=float, help="linear: multiplier of the traffic labels' source weight "
+                                                       "(default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=_train_cmd)

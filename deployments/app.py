@@ -34,6 +34,14 @@ def preflight(args: AppArgs) -> None:
             ) from None
 
 
+def ingress_user_config(cfg: AppArgs) -> dict[str, Any]:
+    """The ingress's Serve ``user_config``: the failure policies and the configuration of every router
+    placed in the ingress. Changing it (serve_config.yaml's ``deployments:`` section, or ``rayroute
+    promote``) reconfigures the running ingress in place: a changed router source is a hot reload."""
+    return {"fallback": cfg.strong_model.fallback, "on_router_error": cfg.ingress.on_router_error,
+            "routers": {r.alias: r.user_config() for r in cfg.routers if r.placement == "ingress"}}
+
+
 def build_app(args: dict[str, Any] | AppArgs | None = None):
     """Validate ``args`` and return the bound Serve application (ingress at the root)."""
     from ray import serve
@@ -95,6 +103,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         budget = {"budget_state": state, "budget": cfg.budget, "budget_prices": prices,
                   "router_budgets": {r.alias: r.budget for r in cfg.routers}}
     ingress_cls = serve.ingress()(Ingress)
-    policies = {"fallback": s.fallback, "on_router_error": cfg.ingress.on_router_error}  # changeable in place
-    return serve.deployment(ingress_cls, name="Ingress").options(user_config=policies, **d.ingress.to_serve()).bind(
-        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, **budget)
+    return serve.deployment(ingress_cls, name="Ingress").options(
+        user_config=ingress_user_config(cfg), **d.ingress.to_serve()).bind(
+        routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, learning=cfg.learning,
+        **budget)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+from routers.base import routing_text
 from routers.errors import ConfigError, UnknownRouterError
 
 from deployments.config import IngressArgs
@@ -86,6 +87,23 @@ class ChatService:
         self.metrics = metrics
         self.budget = budget  # live budget control (budget.enabled), else None
         self._strong_info: dict[str, Any] | None = None
+        self.learning: Any = None  # deployments.learning.Learning, set by the ingress when configured
+
+    async def call_model(self, route: Route, payload: dict[str, Any]) -> dict[str, Any]:
+        """One plain call of the strong or weak model, no fallback (label collection's other answer)."""
+        handle = self.strong if route == "strong" else self.weak
+        return await asyncio.wait_for(_await(handle.chat.remote(payload)), self.backend_timeout_s)
+
+    def _learn(self, request_id: str | None, req: ChatCompletionRequest, decision: RouteDecision, model: str,
+               fallback: str | None, answer: dict[str, Any] | None) -> None:
+        """Hand a routed answer to learning (collection, feedback, shadow); never raises."""
+        if self.learning is None or request_id is None or decision.router == "none" or fallback or decision.fallback:
+            return
+        try:
+            self.learning.after_answer(request_id, routing_text(req.routing_messages()), req.body(), decision.router,
+                                       decision.p_strong, decision.route, model, answer)
+        except Exception as exc:  # learning must never fail a request
+            log.warning("learning: skipped a request: %s", exc)
 
     # --- the decision ----------------------------------------------------------------------------
 
@@ -303,8 +321,10 @@ class ChatService:
             decision = self._context_goes_strong(decision, exc)
         return (*await self._call(decision.route, call, weak_ok=False), decision)
 
-    async def chat(self, req: ChatCompletionRequest, tenant: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
-        """A chat completion: (body, headers). ``tenant``: the API key's tenant (budget control)."""
+    async def chat(self, req: ChatCompletionRequest, tenant: str | None = None,
+                   request_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """A chat completion: (body, headers). ``tenant``: the API key's tenant (budget control);
+        ``request_id``: the answer's x-request-id (learning: feedback, label records)."""
         decision = self.capable(await self.decide(self.select(req.model), req.routing_messages(), tenant), req)
 
         async def complete(handle: Any, model: str) -> dict[str, Any]:
@@ -315,10 +335,12 @@ class ChatService:
         result["model"] = model
         self._cost(model, result.get("usage"), decision)
         self.metrics.record_request(decision.router, model, "weak" if fallback else decision.route)
+        self._learn(request_id, req, decision, model, fallback, result)
         return result, self.headers(decision, model, fallback)
 
     async def chat_stream(self, req: ChatCompletionRequest,
-                          tenant: str | None = None) -> tuple[AsyncIterator[str], dict[str, str]]:
+                          tenant: str | None = None,
+                          request_id: str | None = None) -> tuple[AsyncIterator[str], dict[str, str]]:
         """A streamed chat completion: (SSE events ending ``data: [DONE]``, headers). The model is
         chosen, and falls back, before the first chunk; a failure after it ends the stream with an
         error event."""
@@ -331,6 +353,7 @@ class ChatService:
 
         (gen, first), used, fallback, decision = await self._call_capable(decision, req, open_stream)
         self.metrics.record_request(decision.router, used, "weak" if fallback else decision.route)
+        self._learn(request_id, req, decision, used, fallback, None)  # feedback and shadow; no judged label
 
         async def sse() -> AsyncIterator[str]:
             chunk = first

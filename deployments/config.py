@@ -294,6 +294,56 @@ class PriceArgs(_Strict):
     output_usd_per_1m_tokens: float = Field(0.0, ge=0, description="$ per 1M completion tokens")
 
 
+class JudgeArgs(_Strict):
+    base_url: str = Field(description="the judge: any OpenAI-compatible API base URL")
+    model: str = Field(description="judge model name at that API, e.g. gpt-4o")
+    api_key_env: str = Field("RAYROUTE_JUDGE_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                             description="environment variable holding the judge's API key (never logged)")
+    request_timeout_s: float = Field(60.0, gt=0, le=600, description="per judge call, seconds")
+    max_tokens: int = Field(512, ge=8, le=8192, description="judge reply length cap, tokens")
+    price: PriceArgs = Field(default_factory=lambda: PriceArgs(input_usd_per_1m_tokens=2.5,
+                                                               output_usd_per_1m_tokens=10.0),
+                             description="the judge's $ per 1M tokens, for the budget")
+
+
+class LearningArgs(_Strict):
+    """Learning from traffic (docs/learning.md). Everything is off by default; prompts are written to
+    ``store`` only when ``collect`` or ``feedback`` is on."""
+
+    collect: bool = Field(False, description=(
+        "label collection: for a sampled share of routed, non-streamed chat requests, after the client "
+        "has its answer, also ask the other model and let the judge compare both answers; STORES PROMPTS"))
+    feedback: bool = Field(False, description=(
+        "POST /v1/feedback: a verdict on an earlier answer (by its x-request-id) becomes a label; "
+        "keeps each routed prompt in memory for feedback_ttl_s and STORES the prompts given feedback"))
+    store: str = Field("labels", description="label store directory (a shared file system path on a cluster)")
+    sample_rate: float = Field(0.05, ge=0.0, le=1.0, description="share of routed requests labelled")
+    budget_usd_per_hour: float = Field(1.0, ge=0.0, description=(
+        "estimated $ of the extra model calls and judge calls in any rolling hour; over it, requests "
+        "are not sampled (counted as skipped: budget)"))
+    max_pending: int = Field(16, ge=1, le=10_000, description="label collections in flight per ingress replica")
+    judge: JudgeArgs | None = Field(None, description="the judge (required when collect is on)")
+    feedback_ttl_s: float = Field(3600.0, gt=0, le=30 * 86400, description="how long an answer takes feedback")
+    feedback_max_entries: int = Field(100_000, ge=1, le=10_000_000,
+                                      description="answers remembered for feedback per ingress replica")
+    feedback_max_body_bytes: int = Field(4096, ge=256, le=1 << 20, description="larger feedback bodies get 413")
+    seed: int | None = Field(None, description="sampling seed (tests); default: random")
+
+    @model_validator(mode="after")
+    def _judge_needed(self) -> "LearningArgs":
+        if self.collect and self.judge is None:
+            raise ValueError("learning.collect needs learning.judge (base_url, model, api_key_env)")
+        return self
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, v: str) -> str:
+        return v if "://" in v else _abs(v)
+
+    @property
+    def enabled(self) -> bool:
+        return self.collect or self.feedback
+
 class TenantArgs(_Strict):
     """An API-key tenant: its keys (from the environment, never the config file), its own target and
     its daily dollar cap."""
@@ -359,6 +409,7 @@ class AppArgs(_Strict):
     weak_price: PriceArgs = Field(default_factory=PriceArgs, description="estimated $ of the weak model")
     budget: BudgetArgs = Field(default_factory=BudgetArgs, description="live budget control and tenant caps")
     deployments: DeploymentsArgs = Field(default_factory=DeploymentsArgs, description="Serve deployment options")
+    learning: LearningArgs = Field(default_factory=LearningArgs, description="label collection and feedback (off)")
 
     @model_validator(mode="after")
     def _check(self) -> "AppArgs":

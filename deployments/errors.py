@@ -82,6 +82,12 @@ class NotFoundError(ServingError):
     default_code = "not_found"
 
 
+class ConflictError(ServingError):
+    """The request repeats one that may happen once (e.g. a second feedback on one answer)."""
+
+    default_code = "conflict"
+
+
 class PayloadTooLargeError(ServingError):
     default_code = "request_too_large"
 
@@ -136,6 +142,7 @@ class BackendUnavailableError(ServingError):
 ERROR_TABLE: list[tuple[type[BaseException], int, str]] = [
     (AuthenticationError, 401, "authentication_error"),
     (NotFoundError, 404, "invalid_request_error"),
+    (ConflictError, 409, "invalid_request_error"),
     (PayloadTooLargeError, 413, "invalid_request_error"),
     (UnsupportedMediaTypeError, 415, "invalid_request_error"),
     (BudgetExceededError, 429, "insufficient_quota"),

@@ -34,7 +34,7 @@ from deployments.errors import (
     from_validation_error,
 )
 from deployments.metrics import ServingMetrics
-from deployments.protocol import ChatCompletionRequest, RouteRequest
+from deployments.protocol import ChatCompletionRequest, FeedbackRequest, RouteRequest
 
 log = logging.getLogger("ray.serve")
 _Schema = TypeVar("_Schema", bound=BaseModel)
@@ -86,7 +86,7 @@ class ApiKeyAuth:
             )
 
 
-async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
+async def read_json(request: Request, max_body_bytes: int, setting: str = "ingress.max_body_bytes") -> dict[str, Any]:
     """The body as a JSON object, read in chunks up to ``max_body_bytes``; each failure raises the
     ServingError of its status (413, 415, 400)."""
     ctype = request.headers.get("content-type", "")
@@ -95,13 +95,13 @@ async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_body_bytes:
         raise PayloadTooLargeError(
-            f"request body is {declared} bytes; the limit is {max_body_bytes} (ingress.max_body_bytes)")
+            f"request body is {declared} bytes; the limit is {max_body_bytes} ({setting})")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > max_body_bytes:
             raise PayloadTooLargeError(
-                f"request body exceeds the limit of {max_body_bytes} bytes (ingress.max_body_bytes)")
+                f"request body exceeds the limit of {max_body_bytes} bytes ({setting})")
     if not body:
         raise InvalidJSONError("the request body is empty; send a JSON object")
     try:
@@ -119,6 +119,17 @@ async def read_json(request: Request, max_body_bytes: int) -> dict[str, Any]:
             raise InvalidJSONError("the request body contains a lone UTF-16 surrogate escape (\\ud800-\\udfff) "
                                    "that is not valid Unicode; send UTF-8 text") from None
     return data
+
+
+def request_id(request: Request) -> tuple[str, bool]:
+    """The request's id and whether this app made it: Serve's proxy puts ``x-request-id`` on every
+    request (the client's own, or a new one) and on the response; outside Serve one is made here."""
+    rid = request.headers.get("x-request-id")
+    if rid:
+        return rid[:128], False
+    import uuid
+
+    return uuid.uuid4().hex, True
 
 
 def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, metrics: ServingMetrics) -> FastAPI:
@@ -171,12 +182,27 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request):
         req, tenant = await parse(request, ChatCompletionRequest)
+        rid, own = request_id(request)
+        extra = {"x-request-id": rid} if own else {}
         if req.stream:
-            events, headers = await service.chat_stream(req, tenant)
+            events, headers = await service.chat_stream(req, tenant, rid)
             return StreamingResponse(events, media_type="text/event-stream",
-                                     headers={**headers, "cache-control": "no-cache"})
-        body, headers = await service.chat(req, tenant)
-        return JSONResponse(body, headers=headers)
+                                     headers={**headers, **extra, "cache-control": "no-cache"})
+        body, headers = await service.chat(req, tenant, rid)
+        return JSONResponse(body, headers={**headers, **extra})
+
+    @app.post("/v1/feedback")
+    async def feedback(request: Request):
+        limit = service.learning.args.feedback_max_body_bytes if service.learning is not None else 4096
+        auth.check(request.headers.get("authorization"))
+        data = await read_json(request, min(limit, max_body_bytes), "learning.feedback_max_body_bytes")
+        try:
+            req = FeedbackRequest.model_validate(data)
+        except ValidationError as exc:
+            raise from_validation_error(exc) from None
+        if service.learning is None:
+            raise NotFoundError("feedback is off on this server (learning.feedback: false)", code="feedback_disabled")
+        return await service.learning.feedback(req.request_id, req.verdict_score())
 
     @app.post("/v1/route")
     async def route(request: Request):
@@ -200,7 +226,12 @@ def build_http_app(service: ChatService, auth: ApiKeyAuth, max_body_bytes: int, 
     @app.get("/v1/stats")
     async def stats(request: Request):
         auth.check(request.headers.get("authorization"))
-        return metrics.snapshot()
+        snap = metrics.snapshot()
+        if service.learning is not None and service.learning.args.enabled:
+            from deployments.promotion import promotion_counts
+
+            snap["learning"]["promotions"] = promotion_counts(service.learning.args.store)
+        return snap
 
     @app.get("/health")
     async def health():

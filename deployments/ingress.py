@@ -9,12 +9,14 @@ Ray (any objects with the handle interface), which is how it is exercised in iso
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from pathlib import Path
 from typing import Any
 
 from deployments.budget import BudgetClient
 from deployments.chat import ChatService, ServedModels
-from deployments.config import BudgetArgs, BudgetTargetArgs, IngressArgs
+from deployments.config import BudgetArgs, BudgetTargetArgs, IngressArgs, LearningArgs, RouterConfig
 from deployments.http import ApiKeyAuth, build_http_app
 from deployments.metrics import ServingMetrics
 
@@ -22,6 +24,16 @@ log = logging.getLogger("ray.serve")
 
 #: Serve's user_config of the ingress: the failure policies, changeable in place, and their choices
 POLICIES: dict[str, tuple[str, ...]] = {"fallback": ("weak", "error"), "on_router_error": ("error", "weak", "strong")}
+#: the other user_config keys: the in-process routers' configurations (alias -> RouterConfig; a
+#: changed source reloads the router in place: a promotion) and the shadow candidates (served alias
+#: -> {source, threshold, kwargs})
+USER_CONFIG_KEYS = (*POLICIES, "routers", "shadow")
+
+
+def router_version(source: str | None, alias: str) -> str:
+    """A short name of what a router serves: its checkpoint directory's name, or its registry name."""
+    src = source or alias
+    return Path(src).name if ("/" in src or src.startswith(".")) else src
 
 
 class Ingress:
@@ -39,6 +51,8 @@ class Ingress:
         args: IngressArgs,
         local_routers: dict[str, Any] | None = None,
         metrics: ServingMetrics | None = None,
+        learning: LearningArgs | None = None,
+        learning_factory: Any = None,
         budget_state: Any = None,
         budget: BudgetArgs | None = None,
         router_budgets: dict[str, BudgetTargetArgs | None] | None = None,
@@ -47,7 +61,10 @@ class Ingress:
         local_routers = dict(local_routers or {})
         for router in local_routers.values():
             router.start()
+        self.local_routers = local_routers
         self.metrics = metrics if metrics is not None else ServingMetrics(export=True)
+        for alias, router in local_routers.items():
+            self.metrics.record_router_version(alias, router_version(router.config.get("source"), alias), False)
         client = None
         if budget is not None and budget.enabled and budget_state is not None:
             client = BudgetClient(budget_state, budget, router_budgets or {}, budget_prices or {}, self.metrics)
@@ -56,18 +73,75 @@ class Ingress:
         tenant_envs = {t.name: t.api_keys_env for t in budget.tenants} if budget is not None else {}
         self.auth = ApiKeyAuth(args.api_keys_env, tenant_envs)
         self.max_body_bytes = args.max_body_bytes
+        from deployments.learning import Learning
 
-    def reconfigure(self, user_config: dict[str, Any] | None) -> None:
+        factory = learning_factory or Learning
+        self.learning = factory(learning or LearningArgs(), models.strong, models.weak, models.prices_usd_per_1m,
+                                self.service.call_model, self.metrics)
+        self.service.learning = self.learning
+        self._shadow_specs: dict[str, dict[str, Any]] = {}
+
+    async def reconfigure(self, user_config: dict[str, Any] | None) -> None:
         """Serve's user_config: ``{"fallback": "weak"|"error", "on_router_error":
-        "error"|"weak"|"strong"}``; absent keys keep their value. Bad values raise (Serve keeps the old
-        replica), naming the value and the choices."""
+        "error"|"weak"|"strong", "routers": {alias: RouterConfig}, "shadow": {alias: {source,
+        threshold, kwargs}}}``; absent keys keep their value. Bad values raise (Serve keeps the old
+        replica), naming the value and the choices.
+
+        A router whose ``source`` (or kwargs / reload_token) changed is loaded in a worker thread
+        while the old one keeps serving, then swapped in: a hot reload with no failed request."""
         cfg = dict(user_config or {})
-        unknown = sorted(set(cfg) - set(POLICIES))
+        unknown = sorted(set(cfg) - set(USER_CONFIG_KEYS))
         if unknown:
-            raise ValueError(f"unknown ingress user_config keys {unknown}; known: {sorted(POLICIES)}")
+            raise ValueError(f"unknown ingress user_config keys {unknown}; known: {sorted(USER_CONFIG_KEYS)}")
         for key, allowed in POLICIES.items():
             if key in cfg and cfg[key] not in allowed:
                 raise ValueError(f"ingress user_config {key}={cfg[key]!r} is not one of {list(allowed)}")
+        routers = dict(cfg.get("routers") or {})
+        stray = sorted(set(routers) - set(self.local_routers))
+        if stray:
+            raise ValueError(f"ingress user_config routers {stray} are not placed in the ingress; in-process "
+                             f"routers: {sorted(self.local_routers)} (others take their own user_config)")
+        for alias, rc in routers.items():
+            await self._reload_router(alias, RouterConfig.model_validate(rc))
+        if "shadow" in cfg:
+            await self._set_shadows(dict(cfg["shadow"] or {}))
+        self._set_policies(cfg)
+
+    async def _reload_router(self, alias: str, new: "RouterConfig") -> None:
+        router = self.local_routers[alias]
+        old_source = router.config.get("source")
+        reloaded = await asyncio.to_thread(router.reconfigure, new.model_dump())
+        version = router_version(new.source, alias)
+        self.metrics.record_router_version(alias, version, reloaded)
+        if reloaded:
+            log.info("router %r hot-reloaded: %s -> %s", alias, old_source, new.source)
+
+    async def _set_shadows(self, specs: dict[str, dict[str, Any]]) -> None:
+        from deployments.router_replica import InProcessRouter
+
+        served = set(self.service.routers)
+        bad = sorted(set(specs) - served)
+        if bad:
+            raise ValueError(f"shadow routers {bad} shadow no served router; served: {sorted(served)}")
+        shadows = {}
+        for alias, spec in specs.items():
+            spec = dict(spec)
+            threshold = float(spec.pop("threshold", 0.5))
+            if not 0 <= threshold <= 1:
+                raise ValueError(f"shadow {alias!r}: threshold {threshold} is not in [0, 1]")
+            current = self.learning.shadows.get(alias)
+            if current is not None and self._shadow_specs.get(alias) == spec:
+                shadows[alias] = (current[0], threshold)
+                continue
+            rc = RouterConfig.model_validate(spec).model_dump()
+            cand = InProcessRouter(f"shadow_{alias}", rc)
+            await asyncio.to_thread(cand.start)
+            shadows[alias] = (cand, threshold)
+            log.info("shadow router for %r: %s at threshold %g", alias, rc.get("source"), threshold)
+        self._shadow_specs = {a: {k: v for k, v in s.items() if k != "threshold"} for a, s in specs.items()}
+        self.learning.shadows = shadows
+
+    def _set_policies(self, cfg: dict[str, Any]) -> None:
         service = self.service
         service.fallback = cfg.get("fallback", service.fallback)
         service.on_router_error = cfg.get("on_router_error", service.on_router_error)

@@ -10,6 +10,13 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_capability_routes_total{router, feature}``  sent strong because the weak model lacks a feature
 - ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
 - ``rayroute_errors_total{status, code}``
+- ``rayroute_labels_total{kind}``                   labels stored (judge, feedback)
+- ``rayroute_label_skips_total{reason}``            sampled requests not labelled (budget, max_pending, ...)
+- ``rayroute_judge_calls_total`` / ``rayroute_judge_failures_total{reason}``
+- ``rayroute_label_spend_usd_total``                estimated $ of the other-model and judge calls
+- ``rayroute_shadow_decisions_total{router, would_route, agree}``  a shadow candidate's decisions
+- ``rayroute_router_version{router, version}``      gauge 1 for the version each router serves
+- ``rayroute_router_reloads_total{router}``         hot reloads (promotions) of a router
 - budget control (``deployments.budget``), per live target (router, tenant or ``-``, target):
   ``rayroute_budget_alpha``, ``rayroute_budget_target_share``, ``rayroute_budget_realised_share``
   (gauges, global: from the shared state), ``rayroute_spend_usd_total{router, tenant}`` (estimated,
@@ -44,6 +51,14 @@ class ServingMetrics:
         self.cache_hits: _Counter[str] = _Counter()
         self.capability_routes: _Counter[tuple[str, str]] = _Counter()
         self.latency_sum_s: dict[str, float] = {}
+        self.labels: _Counter[str] = _Counter()
+        self.label_skips: _Counter[str] = _Counter()
+        self.judge_calls = 0
+        self.judge_failures: _Counter[str] = _Counter()
+        self.label_spend_usd = 0.0
+        self.shadow: _Counter[tuple[str, str, bool]] = _Counter()
+        self.router_versions: dict[str, str] = {}
+        self.router_reloads: _Counter[str] = _Counter()
         self.budget: dict[tuple[str, str, str], dict[str, float | None]] = {}
         self.spend_usd: dict[tuple[str, str], float] = {}
         self.tenant_spend_today: dict[str, float] = {}
@@ -77,6 +92,20 @@ class ServingMetrics:
             "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
                               tag_keys=("model",)),
             "errors": m.Counter("rayroute_errors_total", description="Error responses", tag_keys=("status", "code")),
+            "labels": m.Counter("rayroute_labels_total", description="Labels stored", tag_keys=("kind",)),
+            "label_skips": m.Counter("rayroute_label_skips_total", description="Sampled requests not labelled",
+                                     tag_keys=("reason",)),
+            "judge_calls": m.Counter("rayroute_judge_calls_total", description="Judge calls"),
+            "judge_failures": m.Counter("rayroute_judge_failures_total", description="Failed label collections",
+                                        tag_keys=("reason",)),
+            "label_spend": m.Counter("rayroute_label_spend_usd_total",
+                                     description="Estimated $ of label collection (other model + judge)"),
+            "shadow": m.Counter("rayroute_shadow_decisions_total", description="Shadow router decisions",
+                                tag_keys=("router", "would_route", "agree")),
+            "router_version": m.Gauge("rayroute_router_version", description="1 for the version a router serves",
+                                      tag_keys=("router", "version")),
+            "router_reloads": m.Counter("rayroute_router_reloads_total", description="Hot reloads of a router",
+                                        tag_keys=("router",)),
             "budget_alpha": m.Gauge("rayroute_budget_alpha", description="Threshold the budget controller holds",
                                     tag_keys=("router", "tenant", "target")),
             "budget_target": m.Gauge("rayroute_budget_target_share", description="Strong share the controller aims at",
@@ -142,6 +171,61 @@ class ServingMetrics:
             self.errors[(status, code)] += 1
         self._emit("errors", "inc", 1, {"status": str(status), "code": code})
 
+    def record_label(self, kind: str) -> None:
+        with self._lock:
+            self.labels[kind] += 1
+        self._emit("labels", "inc", 1, {"kind": kind})
+
+    def record_label_skip(self, reason: str) -> None:
+        with self._lock:
+            self.label_skips[reason] += 1
+        self._emit("label_skips", "inc", 1, {"reason": reason})
+
+    def record_judge_call(self) -> None:
+        with self._lock:
+            self.judge_calls += 1
+        self._emit("judge_calls", "inc", 1, {})
+
+    def record_judge_failure(self, reason: str) -> None:
+        with self._lock:
+            self.judge_failures[reason] += 1
+        self._emit("judge_failures", "inc", 1, {"reason": reason})
+
+    def record_label_spend(self, usd: float) -> None:
+        if usd <= 0:
+            return
+        with self._lock:
+            self.label_spend_usd += usd
+        self._emit("label_spend", "inc", usd, {})
+
+    def record_shadow(self, router: str, would_route: str, agree: bool) -> None:
+        with self._lock:
+            self.shadow[(router, would_route, agree)] += 1
+        self._emit("shadow", "inc", 1, {"router": router, "would_route": would_route, "agree": str(agree).lower()})
+
+    def record_router_version(self, router: str, version: str, reloaded: bool) -> None:
+        with self._lock:
+            old = self.router_versions.get(router)
+            self.router_versions[router] = version
+            if reloaded:
+                self.router_reloads[router] += 1
+        if old is not None and old != version:
+            self._emit("router_version", "set", 0, {"router": router, "version": old})
+        self._emit("router_version", "set", 1, {"router": router, "version": version})
+        if reloaded:
+            self._emit("router_reloads", "inc", 1, {"router": router})
+
+    def _shadow_summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for (router, would, agree), n in self.shadow.items():
+            s = out.setdefault(router, {"decisions": 0, "agree": 0, "would_strong": 0})
+            s["decisions"] += n
+            s["agree"] += n if agree else 0
+            s["would_strong"] += n if would == "strong" else 0
+        for s in out.values():
+            s["agreement"] = s["agree"] / s["decisions"]
+            s["would_strong_fraction"] = s["would_strong"] / s["decisions"]
+        return out
     def record_budget(self, router: str, tenant: str, target: str, alpha: float, share: float,
                       realised: float | None) -> None:
         tags = {"router": router, "tenant": tenant, "target": target}
@@ -185,6 +269,11 @@ class ServingMetrics:
                                       for (r, f), c in sorted(self.capability_routes.items())],
                 "estimated_cost_usd": dict(self.cost_usd),
                 "errors": [{"status": s, "code": c, "count": n} for (s, c), n in sorted(self.errors.items())],
+                "learning": {"labels": dict(self.labels), "label_skips": dict(self.label_skips),
+                             "judge_calls": self.judge_calls, "judge_failures": dict(self.judge_failures),
+                             "label_spend_usd": self.label_spend_usd, "shadow": self._shadow_summary()},
+                "router_versions": dict(self.router_versions),
+                "router_reloads": dict(self.router_reloads),
                 "budget": [{"router": r, "tenant": t, "target": g, **v} for (r, t, g), v in sorted(self.budget.items())],
                 "spend_usd": [{"router": r, "tenant": t, "usd": u} for (r, t), u in sorted(self.spend_usd.items())],
                 "tenant_spend_today_usd": dict(self.tenant_spend_today),

@@ -266,6 +266,25 @@ class RouteRequest(BaseModel):
         return v
 
 
+class FeedbackRequest(BaseModel):
+    """POST /v1/feedback: a verdict on an earlier routed answer, named by its ``x-request-id``.
+    Give ``verdict`` ("up" / "down") or ``score`` in [0, 1] (1 = a good answer), not both."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:\-]+$")
+    verdict: Literal["up", "down"] | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_verdict(self) -> "FeedbackRequest":
+        if (self.verdict is None) == (self.score is None):
+            raise ValueError("give exactly one of 'verdict' (\"up\" or \"down\") and 'score' (a number in [0, 1])")
+        return self
+
+    def verdict_score(self) -> float:
+        return float(self.score) if self.score is not None else (1.0 if self.verdict == "up" else 0.0)
+
+
 # --- responses -----------------------------------------------------------------------------------
 
 

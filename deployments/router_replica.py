@@ -68,8 +68,9 @@ class RouterReplica:
 
     # --- configuration ---------------------------------------------------------------------------
 
-    def reconfigure(self, user_config: RouterConfig | dict[str, Any]) -> None:
-        """Serve calls this with the deployment's user_config (at start and on every change)."""
+    def reconfigure(self, user_config: RouterConfig | dict[str, Any]) -> bool:
+        """Serve calls this with the deployment's user_config (at start and on every change).
+        Returns whether the router was (re)loaded."""
         new = RouterConfig.model_validate(user_config if isinstance(user_config, RouterConfig) else dict(user_config))
         old = self._config
         if new.torch_threads and (old is None or new.torch_threads != old.torch_threads):
@@ -79,6 +80,8 @@ class RouterReplica:
             log.info("router %r: torch intra-op threads set to %d", self.alias, new.torch_threads)
         reload_keys = ("source", "kwargs", "reload_token")
         needs_reload = self._router is None or any(getattr(new, k) != getattr(old, k) for k in reload_keys)
+        router, cache = self._router, self._cache
+        calibration, note = self._calibration, self._calibration_note
         if needs_reload:
             source = new.source or self.alias
             t0 = time.perf_counter()
@@ -91,45 +94,44 @@ class RouterReplica:
             # would skip loading the model)
             router.score([f"warm-up {time.time_ns()}"])
             log.info("router %r warmed up in %.2fs", self.alias, time.perf_counter() - t1)
-            self._router = router
         if needs_reload or new.score_cache_entries != old.score_cache_entries:
-            self._cache = self._make_cache(new.score_cache_entries)  # a new router never sees the old one's scores
+            cache = self._make_cache(router, new.score_cache_entries)  # a new router never sees the old one's scores
         if needs_reload or new.calibration != old.calibration:
-            self._calibrate(new.calibration)
+            calibration, note = self._calibrate(router, new.calibration)
+        # everything new is ready: swap it in at once (requests in flight keep the pair they read)
+        self._router, self._cache, self._calibration, self._calibration_note = router, cache, calibration, note
         self.score_batch.set_max_batch_size(new.max_batch_size)
         self.score_batch.set_batch_wait_timeout_s(new.batch_wait_timeout_s)
         self._config = new
+        return needs_reload
 
-    def _make_cache(self, entries: int) -> ScoreCache | None:
+    def _make_cache(self, router: Router, entries: int) -> ScoreCache | None:
         if entries <= 0:
             return None
-        if not self._router.deterministic:
+        if not router.deterministic:
             log.warning("router %r: score_cache_entries=%d ignored: this router's scores are random per "
                         "call (for random, set kwargs.per_prompt: true to hash prompts instead)", self.alias, entries)
             return None
         log.info("router %r: caching up to %d prompt scores", self.alias, entries)
         return ScoreCache(entries)
 
-    def _calibrate(self, cal: CalibrationArgs | None) -> None:
-        self._calibration = None
+    def _calibrate(self, router: Router, cal: CalibrationArgs | None) -> tuple[np.ndarray | None, str]:
+        """(sorted calibration scores of ``router``, note); (None, why) when there are none."""
         if cal is None:
-            self._calibration_note = "no calibration configured"
-            return
+            return None, "no calibration configured"
         path = Path(cal.prompts_file)
         if not path.is_file():
             note = f"calibration prompts file {str(path)!r} does not exist"
             if cal.required:
                 raise FileNotFoundError(note + "; fix calibration.prompts_file or set required: false")
             log.warning("router %r: %s; strong-fraction model names are disabled", self.alias, note)
-            self._calibration_note = note
-            return
+            return None, note
         # the library's reader: DataError names the file and line of a malformed or empty sample
         prompts = read_prompts(path, cal.field)[: cal.max_prompts]
         t0 = time.perf_counter()
-        scores = np.asarray(self._router.score(prompts), dtype=np.float64)
-        self._calibration = np.sort(scores)
-        self._calibration_note = f"{len(prompts)} prompts from {path.name}"
+        scores = np.asarray(router.score(prompts), dtype=np.float64)
         log.info("router %r calibrated on %d prompts in %.2fs", self.alias, len(prompts), time.perf_counter() - t0)
+        return np.sort(scores), f"{len(prompts)} prompts from {path.name}"
 
     # --- serving ---------------------------------------------------------------------------------
 
@@ -232,6 +234,14 @@ class InProcessRouter:
 
     async def _route(self, *args: Any, **kwargs: Any) -> RouterVerdict:
         return await self.start()._replica.route(*args, **kwargs)
+
+    def reconfigure(self, config: dict[str, Any]) -> bool:
+        """Apply a new configuration in place (a changed source loads the new router, then swaps it
+        in; requests in flight finish on the old one). Returns whether the router was reloaded."""
+        replica = self.start()._replica
+        reloaded = replica.reconfigure(config)
+        self.config = dict(config)
+        return reloaded
 
     def __getstate__(self) -> dict[str, Any]:  # never ship a loaded router across processes
         return {"alias": self.alias, "config": self.config}

@@ -103,3 +103,30 @@ CHAT_FIELDS = {
         {"role": "tool", "tool_call_id": "c1", "content": "sunny"},
         {"role": "user", "content": "and tomorrow?"}],
 }
+
+
+class FakeJudgeClient:
+    """An AsyncOpenAI stand-in for the label collector's judge: ``chat.completions.create`` returns
+    ``replies`` in turn (a string is the reply's content, an exception is raised), recording each
+    call's messages."""
+
+    def __init__(self, replies):
+        self.replies = list(replies)
+        self.calls: list[list[dict]] = []
+        fake = self
+
+        class _Completions:
+            async def create(self, *, model, messages, **kwargs):
+                from types import SimpleNamespace
+
+                fake.calls.append(messages)
+                reply = fake.replies.pop(0) if fake.replies else "[[C]]"
+                if isinstance(reply, BaseException):
+                    raise reply
+                msg = SimpleNamespace(content=reply)
+                return SimpleNamespace(choices=[SimpleNamespace(message=msg)],
+                                       usage=SimpleNamespace(prompt_tokens=1000, completion_tokens=100))
+
+        from types import SimpleNamespace
+
+        self.chat = SimpleNamespace(completions=_Completions())

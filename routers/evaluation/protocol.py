@@ -186,8 +186,9 @@ def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], 
 
 
 def paired_bootstrap(a: np.ndarray, b: np.ndarray, strong: np.ndarray, weak: np.ndarray, n_boot: int = 1000,
-                     seed: int = 0) -> dict:
-    """APGR(a) − APGR(b) on the same questions, with a 95 % interval from resampling questions."""
+                     seed: int = 0, quantiles: tuple[float, float] = (0.025, 0.975)) -> dict:
+    """APGR(a) − APGR(b) on the same questions, with an interval from resampling questions (default
+    the two-sided 95 % one; ``(0.05, 0.95)``: its lower end is a one-sided 95 % bound)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     strong, weak = np.asarray(strong, float), np.asarray(weak, float)
     rng = np.random.default_rng(seed)
@@ -199,4 +200,5 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, strong: np.ndarray, weak: np.
         except ValueError:  # a resample where both models score the same: PGR undefined, skip it
             diffs[i] = np.nan
     return {"diff": float(m.apgr(a, strong, weak) - m.apgr(b, strong, weak)),
-            "lo": float(np.nanquantile(diffs, 0.025)), "hi": float(np.nanquantile(diffs, 0.975)), "n_boot": n_boot}
+            "lo": float(np.nanquantile(diffs, quantiles[0])), "hi": float(np.nanquantile(diffs, quantiles[1])),
+            "n_boot": n_boot}

@@ -33,12 +33,15 @@ log = logging.getLogger(__name__)
 def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | None = "static",
                  sources: Sequence[str] | str = GOLDEN_SOURCES, data_dir: str | Path | None = None,
                  val_fraction: float = 0.05, seed: int = 0, alpha_text: float = 10.0,
-                 alpha_emb: float = 10.0) -> TrainResult:
-    """Fit on ``sources`` (golden source names, or a comma-separated string), write the checkpoint."""
+                 alpha_emb: float = 10.0, labels=None,
+                 labels_weight: float = 1.0) -> TrainResult:
+    """Fit on ``sources`` (golden source names, or a comma-separated string), plus the traffic
+    labels of the store ``labels`` if given (one more source, ``traffic``, weighted like the others
+    times ``labels_weight``; ``routers.learning.labels``), and write the checkpoint."""
     if isinstance(sources, str):
         sources = [s.strip() for s in sources.split(",") if s.strip()]
-    if not sources:
-        raise ConfigError(f"--sources needs at least one of {', '.join(GOLDEN_SOURCES)}")
+    if not sources and labels is None:
+        raise ConfigError(f"--sources needs at least one of {', '.join(GOLDEN_SOURCES)} (or give --labels)")
     if not 0 <= val_fraction < 0.5:
         raise ConfigError(f"val_fraction must be in [0, 0.5), got {val_fraction}")
     set_seed(seed)
@@ -46,18 +49,24 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
     out = Path(out_dir) if out_dir else default_checkpoint_dir() / "linear"
     with Timer() as timer:
         srcs = [load_golden(s, data_dir) for s in sources]
+        label_info = None
+        if labels is not None:
+            traffic, label_info = traffic_source(labels, labels_weight)
+            srcs.append(traffic)
         prompts = [p for s in srcs for p in s.prompts]
         log.info("embedding %d golden prompts with %s", len(prompts), emb_model.name)
         emb = emb_model.embed(prompts, progress=True)
         y = np.concatenate([s.targets for s in srcs])
         sw = source_weights({s.name: len(s) for s in srcs})
+        if label_info is not None:
+            sw["traffic"] *= labels_weight
         w = np.concatenate([np.full(len(s), sw[s.name]) for s in srcs])
         strong = np.concatenate([s.strong / s.score_range for s in srcs])
         weak = np.concatenate([s.weak / s.score_range for s in srcs])
-        info = {"sources": list(sources), "rows": {s.name: len(s) for s in srcs},
+        info = {"sources": list(sources) + (["traffic"] if label_info else []), "rows": {s.name: len(s) for s in srcs},
                 "target": "P(strong better) = 0.5 + (strong - weak) / (2 * score range)",
                 "pair": "gpt-4-1106-preview vs Mixtral-8x7B-Instruct", "seed": seed,
-                "source_weights": sw}
+                "source_weights": sw, **({"labels": label_info} if label_info else {})}
         metrics: dict = {"n_rows": len(y)}
         if val_fraction > 0:
             val = np.random.default_rng(seed).random(len(y)) < val_fraction
@@ -73,3 +82,29 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
     result = TrainResult("linear", out, metrics, timer.seconds)
     print(result.summary_line())
     return result
+
+
+def traffic_source(store, weight: float = 1.0):
+    """The label store as a golden-like source named ``traffic`` (strong = P(strong better),
+    weak = 1 − that; ``routers.learning.labels.pair_scores``) and what the checkpoint records
+    about it (count, newest label time: the promotion gate scores a router only on labels newer
+    than the ones it was trained on)."""
+    from routers.data.golden import GoldenSource
+    from routers.learning.labels import pair_scores, targets
+    from routers.learning.store import ReadStats, read_labels
+
+    if weight <= 0:
+        raise ConfigError(f"--labels-weight must be > 0, got {weight}")
+    stats = ReadStats()
+    if isinstance(store, (str, Path)):
+        df = read_labels(store, stats=stats)
+    else:  # the labels already read (a DataFrame of stored records): the gate trains on what it compared
+        df, store = store, "(in memory)"
+    if len(df) < 2:
+        raise ConfigError(f"label store {str(store)!r} holds {len(df)} label(s); collect at least 2 before training")
+    strong, weak = pair_scores(targets(df))
+    info = {"store": str(store), "count": int(len(df)), "until": float(df["time"].max()),
+            "kinds": {k: int(v) for k, v in df["kind"].value_counts().items()}, "weight": weight,
+            "torn_records_skipped": stats.torn_tail}
+    log.info("traffic labels: %d from %s (%d torn tail(s) skipped)", len(df), store, stats.torn_tail)
+    return GoldenSource("traffic", df["prompt"].astype(str).tolist(), strong, weak, 1.0), info
