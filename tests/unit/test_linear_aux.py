@@ -134,3 +134,25 @@ def test_the_recipe_never_gives_its_aux_features_the_target_benchmark(monkeypatc
     assert set(data.families) == {"open7:x"} and avoid is target.emb
     with pytest.raises(ConfigError, match="for_target"):
         recipe("linear_aux_static").fit(prompts, target.emb, strong, weak, None)
+
+
+def test_rayroute_train_linear_aux_writes_a_checkpoint_that_routes(monkeypatch, tmp_path, capsys):
+    import cli.main
+    from cli.main import main
+
+    monkeypatch.setattr(cli.main, "COMMAND_MODULES", ("cli.train",))
+    prompts, strong, weak, sources, _ = _two_sources(4)
+    golden = {s: GoldenSource(s, [p for p, k in zip(prompts, sources) if k == s], strong[sources == s],
+                              weak[sources == s], 1.0) for s in ("a", "b")}
+    rng = np.random.default_rng(4)
+    aux_p, aux_h = _prompts(rng, 300, HARD_WORDS)
+    aux_set = AuxSet("difficulty", aux_p, np.where(aux_h, 0.2, 0.9), np.full(300, "open7:x"))
+    monkeypatch.setattr("routers.training.linear.load_golden", lambda name, data_dir=None: golden[name])
+    monkeypatch.setattr("routers.data.aux_targets.load_aux", lambda kind, data_dir=None: aux_set)
+    out = tmp_path / "la"
+    assert main(["train", "linear_aux", "--out", str(out), "--embedder", "hash-64", "--sources", "a,b"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("[train linear_aux]")
+    router = load_router(out)
+    assert isinstance(router, LinearAuxRouter) and router.describe()["trained_on"] == ["a", "b"]
+    p = router.score(["Please prove the theorem about the integral?", "Hello, what is your favorite song?"])
+    assert p[0] > p[1]
