@@ -87,13 +87,20 @@ def _two_sources(seed):
     return prompts, strong, weak, np.array(["a"] * 250 + ["b"] * 250), aux
 
 
-def test_beta_is_chosen_by_leave_one_source_out_and_the_checkpoint_round_trips(tmp_path):
+def test_beta_is_chosen_by_leave_one_source_out_and_the_checkpoint_round_trips(tmp_path, monkeypatch):
+    import routers.models.linear_aux as la
+
     prompts, strong, weak, sources, aux = _two_sources(2)
     emb = EMB.embed(prompts)
+    folds_seen = []
+    real = la.choose_beta
+    monkeypatch.setattr(la, "choose_beta",
+                        lambda oof, f, y, folds, *a: folds_seen.append(folds) or real(oof, f, y, folds))
     router = fit_linear_aux(prompts, emb, pair_targets(strong, weak, 1.0), None, sources, [aux], bits=12,
                             embedder=EMB, info={"sources": ["a", "b"]})
     assert router.beta[0] < 0  # harder (lower predicted correctness) -> strong
     assert router.info["beta_folds"] == "leave-one-source-out"
+    np.testing.assert_array_equal(folds_seen[0], (sources == "b").astype(int))  # the folds are the sources
     new, new_strong, new_weak, _, _ = _two_sources(12)  # fresh prompts of the same kind
     scores = router.score(new)
     assert np.all((scores > 0) & (scores < 1)) and m.apgr(scores, new_strong, new_weak) > 0.6
