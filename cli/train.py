@@ -1,5 +1,6 @@
-"""``rayroute train {mf,sw_ranking,bert,causal_llm,linear}``: one command per router, each a thin wrapper
-around a plain trainer function (``train_mf``, ``build_sw``, ``train_bert``, ``train_causal_llm``, ``train_linear``).
+"""``rayroute train {mf,sw_ranking,bert,causal_llm,linear,linear_aux}``: one command per router, each a thin wrapper
+around a plain trainer function (``train_mf``, ``build_sw``, ``train_bert``, ``train_causal_llm``, ``train_linear``,
+``train_linear_aux``).
 
 Trainers are imported when the command runs, not when the parser is built, so ``rayroute --help``
 stays fast and a missing optional trainer is a clear error, not an ImportError at start-up.
@@ -21,6 +22,7 @@ TRAINERS: dict[str, str] = {
     "bert": "routers.training.bert:train_bert",
     "causal_llm": "routers.training.causal_llm:train_causal_llm",
     "linear": "routers.training.linear:train_linear",
+    "linear_aux": "routers.training.linear:train_linear_aux",
 }
 
 
@@ -92,8 +94,9 @@ def _train_cmd(args: argparse.Namespace) -> int:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("train", help="train a router on the training mix and write its checkpoint",
-                       description="Train a router (mf, sw_ranking, bert, causal_llm, linear). Prints a progress bar "
-                                   "and one summary line; writes a checkpoint `rayroute route --router DIR` reads.")
+                       description="Train a router (mf, sw_ranking, bert, causal_llm, linear, linear_aux). Prints "
+                                   "a progress bar and one summary line; writes a checkpoint `rayroute route "
+                                   "--router DIR` reads.")
     p.add_argument("router", choices=list(TRAINERS), help="which router to train")
     p.add_argument("--mix", help="training-mix file (default: the built-in default mix)")
     p.add_argument("--out", help="checkpoint directory (default: checkpoints/<router>)")
@@ -114,8 +117,8 @@ def add_cli(sub) -> None:
     p.add_argument("--grad-accum", type=int, help="bert/causal_llm: gradient accumulation steps")
     p.add_argument("--num-layers", type=int, help="bert: keep only the base encoder's first k layers (faster, smaller)")
     p.add_argument("--lora", action="store_true", help="causal_llm: LoRA fine-tuning (peft) instead of full")
-    p.add_argument("--sources", help="linear: comma-separated golden sources (default: mmlu,gsm8k,mt_bench,"
-                                     "arc_challenge,mbpp)")
+    p.add_argument("--sources", help="linear, linear_aux: comma-separated golden sources (default: mmlu,gsm8k,"
+                                     "mt_bench,arc_challenge,mbpp)")
     p.add_argument("--labels", metavar="STORE", help="linear: also train on the traffic labels in this label "
                                                       "store directory (learning.store), mixed with --sources")
     p.add_argument("--labels-weight", type=float, help="linear: multiplier of the traffic labels' source weight "

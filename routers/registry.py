@@ -28,6 +28,7 @@ ROUTER_CLASSES: dict[str, str] = {
     "causal_llm": "routers.models.causal_llm:CausalLLMRouter",
     "length": "routers.models.length:LengthRouter",
     "linear": "routers.models.linear:LinearRouter",
+    "linear_aux": "routers.models.linear_aux:LinearAuxRouter",
 }
 
 CONFIG_FILE = "config.json"

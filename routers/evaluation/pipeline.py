@@ -295,7 +295,8 @@ def _protocol_rows(name: str, bench: Benchmark, cfg: EvalConfig, rnd_apgr: float
     target = Labelled(GoldenSource(bench.name, list(bench.prompts), np.asarray(bench.strong, float),
                                    np.asarray(bench.weak, float), rng), emb.embed(bench.prompts))
     general = [v for k, v in golden.items() if k not in (bench.name, "__embedder__")]
-    res = run_protocol(rec, target, general, folds=cfg.folds, seed=cfg.seed, curve=cfg.curve, draws=cfg.curve_draws)
+    res = run_protocol(rec, target, general, folds=cfg.folds, seed=cfg.seed, curve=cfg.curve, draws=cfg.curve_draws,
+                       embedder=emb)
     rows = []
     for r in res["rows"]:
         scores = r.pop("scores")

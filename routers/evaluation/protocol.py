@@ -1,7 +1,10 @@
 """The honest evaluation protocol: every number says what the router saw of the benchmark.
 
-A *recipe* trains a router from labelled prompts (``fit(prompts, emb, targets, weights)`` returns a
-scorer ``(prompts, emb) -> scores``). The protocol runs a recipe three ways per benchmark:
+A *recipe* trains a router from labelled prompts (``fit(prompts, emb, targets, weights, sources)``
+returns a scorer ``(prompts, emb) -> scores``; ``sources[i]`` names the golden source of row i). A
+recipe that needs data beyond the golden outcomes (``linear_aux_static``'s aux features) builds its
+``fit`` per target with ``prepare(target, embedder)``, from which the target benchmark and
+near-duplicates of its prompts are removed. The protocol runs a recipe three ways per benchmark:
 
 - **(i) cross-fitted in-domain** (k folds): each question is scored by a router trained on the
   benchmark's other folds, either alone (``in-domain only``) or with the general golden data
@@ -22,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +37,7 @@ from routers.evaluation.crossfit import fold_ids, near_duplicate_groups
 log = logging.getLogger(__name__)
 
 Scorer = Callable[[Sequence[str], np.ndarray], np.ndarray]
-FitFn = Callable[[list[str], np.ndarray, np.ndarray, np.ndarray], Scorer]
+FitFn = Callable[[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray], Scorer]
 
 CURVE_SIZES: tuple[int, ...] = (25, 50, 100, 250, 500, 1000, 2000)
 NEAR_DUPLICATE = 0.95
@@ -52,6 +56,19 @@ class Recipe:
     embedder: str
     fit: FitFn
     description: str = ""
+    #: builds ``fit`` for one target from data other than the golden sources (never the target's)
+    prepare: Callable[["Labelled", Any], FitFn] | None = None
+
+    def for_target(self, target: "Labelled", embedder: Any = None) -> "Recipe":
+        """This recipe with ``fit`` built for ``target`` (itself when it needs no preparation);
+        ``embedder`` embeds the extra data (default: the recipe's own embedder)."""
+        if self.prepare is None:
+            return self
+        if embedder is None:
+            from routers.embeddings import embedder_from_spec
+
+            embedder = embedder_from_spec(self.embedder)
+        return Recipe(self.name, self.embedder, self.prepare(target, embedder), self.description)
 
 
 @dataclass
@@ -69,16 +86,17 @@ class Labelled:
 Part = tuple[str, list[str], np.ndarray, np.ndarray]  # (source name, prompts, embeddings, targets)
 
 
-def pool(parts: Sequence[Part]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
-    """Pool sources into (prompts, embeddings, targets, weights), rows weighted per source by
-    ``routers.data.golden.source_weights`` (the same rule the trainer uses)."""
+def pool(parts: Sequence[Part]) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pool sources into (prompts, embeddings, targets, weights, source names), rows weighted per
+    source by ``routers.data.golden.source_weights`` (the same rule the trainer uses)."""
     parts = [p for p in parts if len(p[1])]
     if not parts:
         raise ConfigError("no training rows")
     w = source_weights({name: len(prompts) for name, prompts, _, _ in parts})
     prompts = [q for part in parts for q in part[1]]
     return (prompts, np.vstack([part[2] for part in parts]), np.concatenate([part[3] for part in parts]),
-            np.concatenate([np.full(len(part[1]), w[part[0]]) for part in parts]))
+            np.concatenate([np.full(len(part[1]), w[part[0]]) for part in parts]),
+            np.concatenate([np.full(len(part[1]), part[0], dtype=object) for part in parts]))
 
 
 def general_parts(general: Sequence[Labelled], target_emb: np.ndarray | None = None,
@@ -104,6 +122,7 @@ def _apgr(scores, src: GoldenSource) -> float:
 def cross_fitted(recipe: Recipe, target: Labelled, general: Sequence[Labelled] | None, k: int = 10,
                  seed: int = 0) -> np.ndarray:
     """(i): out-of-fold scores for every target question (general data included if given)."""
+    recipe = recipe.for_target(target)
     src = target.source
     groups = near_duplicate_groups(target.emb, NEAR_DUPLICATE)
     folds = fold_ids(src.prompts, min(k, len(set(groups.tolist()))), seed, groups)
@@ -120,6 +139,7 @@ def cross_fitted(recipe: Recipe, target: Labelled, general: Sequence[Labelled] |
 
 def leave_one_out(recipe: Recipe, target: Labelled, general: Sequence[Labelled]) -> tuple[np.ndarray, int]:
     """(ii): scores of a router trained on the other sources without near-duplicates of the target."""
+    recipe = recipe.for_target(target)
     parts, dropped = general_parts(general, target.emb)
     if not parts:
         raise ConfigError(f"leave-one-benchmark-out on {target.source.name}: no other golden source")
@@ -129,6 +149,7 @@ def leave_one_out(recipe: Recipe, target: Labelled, general: Sequence[Labelled])
 def learning_curve(recipe: Recipe, target: Labelled, general: Sequence[Labelled] | None,
                    sizes: Sequence[int] = CURVE_SIZES, draws: int = 5, seed: int = 0) -> dict[int, list[float]]:
     """(iii): APGR on the unlabelled rest for n labelled questions, one value per draw."""
+    recipe = recipe.for_target(target)
     src = target.source
     gen = general_parts(general, target.emb)[0] if general else []
     out: dict[int, list[float]] = {}
@@ -146,29 +167,70 @@ def learning_curve(recipe: Recipe, target: Labelled, general: Sequence[Labelled]
     return out
 
 
-def _linear_fit(prompts, emb, y, w) -> Scorer:
+def _linear_fit(prompts, emb, y, w, sources=None) -> Scorer:
     from routers.models.linear import fit_linear
 
     return fit_linear(prompts, emb, y, w).score_with_embeddings
 
 
-#: recipe name -> (embedder spec, fit, description). ``linear_static`` builds the served default.
-RECIPES: dict[str, tuple[str | None, FitFn, str]] = {
+def _linear_aux_prepare(target: Labelled, embedder: Any) -> FitFn:
+    """The aux regressors for ``target``: trained without its benchmark's rows or near-duplicates
+    of its prompts (``routers.data.aux_targets``); then ``fit`` chooses β on the training rows."""
+    from routers.models.linear_aux import fit_aux, fit_linear_aux
+
+    # a set drawn wholly from the target benchmark (GSM8K steps for GSM8K) is left out, not faked
+    aux = [fit_aux(data, emb, avoid_emb=target.emb) for data, emb in _aux_sets(target.source.name, embedder)
+           if len(data)]
+
+    def fit(prompts, emb, y, w, sources=None) -> Scorer:
+        return fit_linear_aux(prompts, emb, y, w, sources, aux).score_with_embeddings
+
+    return fit
+
+
+_AUX_CACHE: dict = {}
+
+
+def _aux_sets(benchmark: str, embedder: Any) -> list[tuple[Any, np.ndarray]]:
+    """Each aux set without ``benchmark``'s families, with its embeddings (cached per embedder)."""
+    from routers.data.aux_targets import AUX_KINDS, BENCHMARK_FAMILIES, load_aux
+
+    key = getattr(embedder, "name", str(embedder))
+    if key not in _AUX_CACHE:
+        sets = [load_aux(kind) for kind in AUX_KINDS]
+        _AUX_CACHE[key] = [(d, np.asarray(embedder.embed(d.prompts), np.float32)) for d in sets]
+    out = []
+    for data, emb in _AUX_CACHE[key]:
+        keep = ~np.isin(data.families, BENCHMARK_FAMILIES.get(benchmark, ()))
+        out.append((data.subset(keep), emb[keep]))
+    return out
+
+
+def _no_preparation(prompts, emb, y, w, sources=None) -> Scorer:
+    raise ConfigError("this recipe builds its fit per target: call recipe.for_target(target) first")
+
+
+#: recipe name -> (embedder spec, fit, description[, prepare]). ``linear_static`` builds the served default.
+RECIPES: dict[str, tuple] = {
     "linear_static": ("static", _linear_fit, "linear router (hashed word n-grams + static MiniLM + surface counts)"),
     "linear": (None, _linear_fit, "linear router (hashed word n-grams + MiniLM + surface counts)"),
+    "linear_aux_static": ("static", _no_preparation,
+                          "linear_static + many-model difficulty and GSM8K-steps features, β by leave-one-source-out",
+                          _linear_aux_prepare),
 }
 
 
 def recipe(name: str) -> Recipe:
     if name not in RECIPES:
         raise ConfigError(f"unknown recipe {name!r}; known recipes: {', '.join(RECIPES)}")
-    spec, fit, desc = RECIPES[name]
-    return Recipe(name, spec or "all-MiniLM-L6-v2", fit, desc)
+    spec, fit, desc, *prepare = RECIPES[name]
+    return Recipe(name, spec or "all-MiniLM-L6-v2", fit, desc, prepare[0] if prepare else None)
 
 
 def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], folds: int = 10, seed: int = 0,
-                 curve: bool = True, draws: int = 5) -> dict:
+                 curve: bool = True, draws: int = 5, embedder: Any = None) -> dict:
     """All three parts for one recipe on one benchmark: scores and APGR of (i) and (ii), the curve."""
+    recipe = recipe.for_target(target, embedder)  # once: (i), (ii) and (iii) share the aux features
     src = target.source
     res: dict = {"recipe": recipe.name, "embedder": recipe.embedder, "description": recipe.description,
                  "general_sources": [g.source.name for g in general], "rows": []}

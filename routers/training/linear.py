@@ -2,6 +2,11 @@
 
     rayroute train linear --embedder static --out checkpoints/linear_static   # the served default
     rayroute train linear --out checkpoints/linear                            # MiniLM embeddings
+    rayroute train linear_aux --out checkpoints/linear_aux_static             # + aux features
+
+``linear_aux`` (``routers.models.linear_aux``) adds the many-model difficulty and GSM8K-steps
+features, fitted on all of their data (``routers.data.aux_targets``), with β chosen by
+leave-one-source-out over the golden sources.
 
 Sources are weighted by ``routers.data.golden.source_weights`` (rows of a source of n questions
 weigh ∝ 1/√n), the same rule the evaluation protocol trains with. A 5 % split of the questions (seeded) is held out
@@ -30,14 +35,35 @@ from routers.training.common import Timer, TrainResult, set_seed
 log = logging.getLogger(__name__)
 
 
+def train_linear_aux(out_dir: str | Path | None = None, embedder: str | Embedder | None = "static",
+                     sources: Sequence[str] | str = GOLDEN_SOURCES, data_dir: str | Path | None = None,
+                     val_fraction: float = 0.05, seed: int = 0) -> TrainResult:
+    """``train_linear`` with the aux features (``routers.models.linear_aux``)."""
+    return train_linear(out_dir or default_checkpoint_dir() / "linear_aux", embedder, sources, data_dir,
+                        val_fraction, seed, aux=True)
+
+
+def _aux_regressors(emb_model: Embedder, data_dir: str | Path | None) -> list:
+    from routers.data.aux_targets import AUX_KINDS, load_aux
+    from routers.models.linear_aux import fit_aux
+
+    out = []
+    for kind in AUX_KINDS:
+        data = load_aux(kind, data_dir)
+        log.info("aux %s: embedding %d prompts", kind, len(data))
+        out.append(fit_aux(data, emb_model.embed(data.prompts, progress=True)))
+    return out
+
+
 def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | None = "static",
                  sources: Sequence[str] | str = GOLDEN_SOURCES, data_dir: str | Path | None = None,
                  val_fraction: float = 0.05, seed: int = 0, alpha_text: float = 10.0,
-                 alpha_emb: float = 10.0, labels=None,
-                 labels_weight: float = 1.0) -> TrainResult:
+                 alpha_emb: float = 10.0, labels=None, labels_weight: float = 1.0,
+                 aux: bool = False) -> TrainResult:
     """Fit on ``sources`` (golden source names, or a comma-separated string), plus the traffic
     labels of the store ``labels`` if given (one more source, ``traffic``, weighted like the others
-    times ``labels_weight``; ``routers.learning.labels``), and write the checkpoint."""
+    times ``labels_weight``; ``routers.learning.labels``), and write the checkpoint; ``aux`` trains
+    the ``linear_aux`` router instead."""
     if isinstance(sources, str):
         sources = [s.strip() for s in sources.split(",") if s.strip()]
     if not sources and labels is None:
@@ -67,19 +93,28 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
                 "target": "P(strong better) = 0.5 + (strong - weak) / (2 * score range)",
                 "pair": "gpt-4-1106-preview vs Mixtral-8x7B-Instruct", "seed": seed,
                 "source_weights": sw, **({"labels": label_info} if label_info else {})}
+        names = np.concatenate([np.full(len(s), s.name, dtype=object) for s in srcs])
+        if aux:
+            from routers.models.linear_aux import fit_linear_aux
+
+            regs = _aux_regressors(emb_model, data_dir)
+
+            def fit(p, e, yy, ww, src, **kw):
+                return fit_linear_aux(p, e, yy, ww, src, regs, alpha_text=alpha_text, alpha_emb=alpha_emb, **kw)
+        else:
+            def fit(p, e, yy, ww, src, **kw):
+                return fit_linear(p, e, yy, ww, alpha_text=alpha_text, alpha_emb=alpha_emb, **kw)
         metrics: dict = {"n_rows": len(y)}
         if val_fraction > 0:
             val = np.random.default_rng(seed).random(len(y)) < val_fraction
-            held = fit_linear([p for p, v in zip(prompts, val) if not v], emb[~val], y[~val], w[~val],
-                              alpha_text=alpha_text, alpha_emb=alpha_emb)
+            held = fit([p for p, v in zip(prompts, val) if not v], emb[~val], y[~val], w[~val], names[~val])
             scores = held.score_with_embeddings([p for p, v in zip(prompts, val) if v], emb[val])
             metrics["val_apgr"] = float(m.apgr(scores, strong[val], weak[val]))
             metrics["val_rows"] = int(val.sum())
             info["val_apgr"] = metrics["val_apgr"]
-        router = fit_linear(prompts, emb, y, w, alpha_text=alpha_text, alpha_emb=alpha_emb, embedder=emb_model,
-                            info=info)
+        router = fit(prompts, emb, y, w, names, embedder=emb_model, info=info)
         router.save(out)
-    result = TrainResult("linear", out, metrics, timer.seconds)
+    result = TrainResult("linear_aux" if aux else "linear", out, metrics, timer.seconds)
     print(result.summary_line())
     return result
 

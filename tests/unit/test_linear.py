@@ -97,9 +97,11 @@ class Spy:
 
     def __init__(self):
         self.seen: list[set[str]] = []
+        self.sources: list[set[str]] = []
 
-    def fit(self, prompts, emb, y, w):
+    def fit(self, prompts, emb, y, w, sources=None):
         self.seen.append(set(prompts))
+        self.sources.append(set(sources))
         router = fit_linear(prompts, emb, y, w, bits=12)
         return router.score_with_embeddings
 
@@ -123,6 +125,7 @@ def test_leave_one_out_drops_near_duplicates_of_the_target():
                                  target.source.weak[:10], 1.0), target.emb[:10])
     scores, dropped = leave_one_out(Recipe("spy", "hash-64", spy.fit), target, [other, copy])
     assert dropped >= 10 and not (set(target.source.prompts) & spy.seen[0])
+    assert spy.sources == [{"o"}]  # each row's source travels with it; "copy" was all near-duplicates
     assert scores.shape == (80,)
 
 
