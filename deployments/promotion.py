@@ -6,7 +6,7 @@ section: the ``user_config`` of the deployment that scores the router (``Ingress
 placed in the ingress, ``Router_<alias>`` otherwise) now names the new checkpoint. The application's
 ``args`` and code are unchanged, so Serve keeps every replica and only calls its ``reconfigure``:
 the replica loads the new router beside the old one and swaps it in (``deployments.ingress`` /
-``deployments.router_replica``); requests keep flowing, none fails (``tests/integration/test_learning.py``).
+``deployments.router_replica``); requests keep flowing, none fails (``tests/integration/test_learning_live.py``).
 
 ``rayroute promote`` (``cli/learn.py``) gates a candidate first (``routers.learning.gate``).
 """
