@@ -94,3 +94,12 @@ def test_embedders_import_only_the_common_module_of_their_package():
             continue
         inner = {n for n in imported_modules(path) if n.startswith("routers.embeddings")}
         assert inner <= {"routers.embeddings.common"}, (path.name, inner)
+
+
+def test_no_two_test_modules_share_a_name():
+    """The test folders are not packages, so pytest imports each module by its basename: two
+    ``test_x.py`` in different tiers stop the whole suite at collection."""
+    from collections import Counter
+
+    names = Counter(p.name for p in (REPO / "tests").rglob("test_*.py"))
+    assert not [n for n, c in names.items() if c > 1]
