@@ -371,7 +371,7 @@ def served_run(stream: list[dict[str, Any]], router: str, replicas: int, target:
             "requests_per_s": round(len(stream) / wall, 1), "concurrency": concurrency,
             "state_decisions": budget_view["keys"][key]["decisions"] if key else None,
             "decisions_per_replica": sorted(per_replica.values(), reverse=True),
-            "backend_calls": {"strong": strong.requests, "weak": weak.requests}, "records": records}
+            "backend_calls": {"strong": strong.calls, "weak": weak.calls}, "records": records}
 
 
 # --- the report ----------------------------------------------------------------------------------------------

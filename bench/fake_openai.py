@@ -1,7 +1,12 @@
-"""A minimal OpenAI-compatible chat server on 127.0.0.1 for benchmarks that must not call a real model
-(``rayroute bench-budget``): it answers every ``POST /v1/chat/completions`` at once with a fixed
-reply and a token usage that grows with the prompt (about 4 characters a token), so that dollar
-figures computed from usage behave like real ones. Streaming is not served.
+"""Local OpenAI-compatible chat servers for benchmarks that must not call a real model, in one
+place: ``FakeChatServer`` runs uvicorn on 127.0.0.1 in a daemon thread and answers
+``POST /v1/chat/completions`` with whatever its ``reply(body)`` returns; usage grows with the text
+(about 4 characters a token), so dollar figures computed from usage behave like real ones.
+Streaming is not served.
+
+- ``FakeOpenAI``: a fixed reply, at once (``rayroute bench-budget``).
+- ``bench.fake_backends``: models right or wrong by golden outcomes, and a judge (the learning
+  demonstration).
 
     with FakeOpenAI(name="fake-strong") as srv:   # srv.base_url == "http://127.0.0.1:<port>/v1"
         ...
@@ -12,9 +17,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 
 def free_port() -> int:
@@ -23,56 +30,75 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def completion(model: str, body: dict[str, Any], reply: str, completion_tokens: int) -> dict[str, Any]:
-    chars = sum(len(m.get("content") or "") if isinstance(m.get("content"), str) else 0
-                for m in body.get("messages") or [])
-    prompt_tokens = max(1, chars // 4)
-    out = min(completion_tokens, int(body.get("max_tokens") or body.get("max_completion_tokens") or completion_tokens))
-    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+def tokens(text: str) -> int:
+    """About 4 characters a token."""
+    return max(1, len(text) // 4)
+
+
+def last_user(messages: list[dict[str, Any]] | None) -> str:
+    """The text of the last user message (content parts: their text joined)."""
+    for m in reversed(messages or []):
+        if m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, list):
+                c = "\n".join(p.get("text", "") for p in c if isinstance(p, dict))
+            return c or ""
+    return ""
+
+
+def completion(model: str, content: str, prompt_tokens: int, completion_tokens: int | None = None) -> dict[str, Any]:
+    """A chat.completion body in the OpenAI shape."""
+    out = tokens(content) if completion_tokens is None else completion_tokens
+    return {"id": "chatcmpl-" + uuid.uuid4().hex[:12], "object": "chat.completion", "created": int(time.time()),
+            "model": model, "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                         "finish_reason": "stop", "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out, "total_tokens": prompt_tokens + out}}
 
 
-class FakeOpenAI:
-    """The server runs uvicorn in a daemon thread; ``requests`` counts what it answered."""
+class FakeChatServer:
+    """The server; subclasses say what each request gets (``reply``). ``calls`` counts requests."""
 
-    def __init__(self, name: str, completion_tokens: int = 200, reply: str | None = None) -> None:
+    def __init__(self, name: str = "fake", port: int | None = None) -> None:
         self.name = name
-        self.port = free_port()
-        self.completion_tokens = completion_tokens
-        self.reply = reply or f"{name} answers"
-        self.requests = 0
+        self.port = port or free_port()
+        self.calls = 0
         self._server = None
         self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def _app(self) -> Any:
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-        srv = self
 
         @app.post("/v1/chat/completions")
         async def chat(request: Request):
-            srv.requests += 1
             body = await request.json()
-            return completion(srv.name, body, srv.reply, srv.completion_tokens)
+            with self._lock:
+                self.calls += 1
+                status, out = self.reply(body)
+            return JSONResponse(out, status_code=status)
 
         return app
 
-    def start(self, timeout_s: float = 30.0) -> "FakeOpenAI":
+    def start(self, timeout_s: float = 30.0) -> "FakeChatServer":
         import uvicorn
 
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
+        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning",
+                                access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        t0 = time.monotonic()
+        deadline = time.monotonic() + timeout_s
         while not self._server.started:
-            if time.monotonic() - t0 > timeout_s:
-                raise TimeoutError(f"fake OpenAI server {self.name} did not start in {timeout_s}s")
-            time.sleep(0.05)
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise TimeoutError(f"fake OpenAI server {self.name} on port {self.port} did not start in {timeout_s}s")
+            time.sleep(0.02)
         return self
 
     def stop(self) -> None:
@@ -81,8 +107,23 @@ class FakeOpenAI:
         if self._thread is not None:
             self._thread.join(10)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+class FakeOpenAI(FakeChatServer):
+    """Answers every request at once with a fixed reply of ``completion_tokens`` tokens (fewer if
+    the request's ``max_tokens`` says so)."""
+
+    def __init__(self, name: str, completion_tokens: int = 200, reply: str | None = None) -> None:
+        super().__init__(name)
+        self.completion_tokens = completion_tokens
+        self.text = reply or f"{name} answers"
+
+    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        chars = sum(len(m.get("content")) for m in body.get("messages") or [] if isinstance(m.get("content"), str))
+        cap = body.get("max_tokens") or body.get("max_completion_tokens") or self.completion_tokens
+        return 200, completion(self.name, self.text, max(1, chars // 4), min(self.completion_tokens, int(cap)))

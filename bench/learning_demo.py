@@ -142,7 +142,7 @@ def running_app(app_args: dict[str, Any], env: dict[str, str] | None = None, num
     import ray
     from ray import serve
 
-    from bench.fake_backends import free_port
+    from bench.fake_openai import free_port
     from deployments.promotion import apply_config
 
     # token auth with a token of this run only (no token file written), as the integration tests do
