@@ -23,6 +23,7 @@ Identical and near-duplicate questions always share a fold (``crossfit.near_dupl
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -234,16 +235,26 @@ def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], 
     src = target.source
     res: dict = {"recipe": recipe.name, "embedder": recipe.embedder, "description": recipe.description,
                  "general_sources": [g.source.name for g in general], "rows": []}
+    t0 = time.perf_counter()
+
+    def progress(part: str) -> None:  # a long job: say where it is
+        log.info("protocol %s on %s: %s (%.0f s)", recipe.name, src.name, part, time.perf_counter() - t0)
+
+    progress(XFIT_ONLY)
     only = cross_fitted(recipe, target, None, folds, seed)
     res["rows"].append({"protocol": XFIT_ONLY, "scores": only})
+    progress(XFIT_GENERAL)
     both = cross_fitted(recipe, target, general, folds, seed)
     res["rows"].append({"protocol": XFIT_GENERAL, "scores": both})
+    progress(LOBO)
     lobo, dropped = leave_one_out(recipe, target, general)
     res["rows"].append({"protocol": LOBO, "scores": lobo, "near_duplicates_dropped": dropped})
     for row in res["rows"]:
         row["apgr"] = _apgr(row["scores"], src)
     if curve:
+        progress(f"(iii) learning curve, {draws} draws per size")
         res["curve"] = {"general + n in-domain": learning_curve(recipe, target, general, draws=draws, seed=seed)}
+    progress("done")
     return res
 
 
