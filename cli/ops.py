@@ -38,7 +38,7 @@ def _validate_cmd(args: argparse.Namespace) -> int:
 
 
 def _build_weak_model_cmd(args: argparse.Namespace) -> int:
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     path = build_tiny_llama(args.out, force=args.force)
     print(path)

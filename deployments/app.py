@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.config import DEFAULT_WEAK_MODEL, AppArgs, _abs
+from deployments.config import AppArgs
 
 
 def preflight(args: AppArgs) -> None:
@@ -81,7 +81,6 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
             w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
             tool_strict_level=w.tool_strict_level, max_tokens_default=w.max_tokens_default,
             kv_cache_space_gib=w.kv_cache_space_gib,
-            build_if_missing=w.build_if_missing and w.model == _abs(DEFAULT_WEAK_MODEL),
         )
 
     s = cfg.strong_model

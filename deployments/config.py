@@ -218,7 +218,6 @@ class WeakModelArgs(_Strict):
     api_key_env: str = Field("WEAK_MODEL_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
                              description="with api_base_url: environment variable holding the API key")
     served_model_name: str | None = Field(None, description="name reported in responses (default: weak-<dir name>)")
-    build_if_missing: bool = Field(True, description="build the tiny random Llama if `model` is the default and missing")
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = Field("bfloat16", description="weights dtype")
     max_model_len: int = Field(1024, ge=64, description="context length in tokens")
     enforce_eager: bool = Field(True, description="no graph capture / compile (needed on CPU)")

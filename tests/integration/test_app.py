@@ -35,7 +35,7 @@ def strong_server():
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, strong_server):
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     tmp = tmp_path_factory.mktemp("app")
     model_dir = build_tiny_llama(tmp / "tiny-llama")

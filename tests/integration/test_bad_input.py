@@ -28,7 +28,7 @@ U = [{"role": "user", "content": "hi"}]
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     srv = OpenAIServer(api_key=STRONG_KEY).start()
     try:

@@ -13,7 +13,7 @@ from routers.paths import REPO_ROOT as REPO
 
 
 def test_bench_overhead_end_to_end(tmp_path):
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     cfg = yaml.safe_load((REPO / "serve_config.yaml").read_text())
     args = cfg["applications"][0]["args"]
@@ -21,7 +21,7 @@ def test_bench_overhead_end_to_end(tmp_path):
     # no strong-model key (the modes never need the strong model)
     args["routers"] = [{"alias": "random", "kwargs": {"seed": 0, "per_prompt": True}}]
     args["default_router"] = "random"
-    args["weak_model"].update(model=str(build_tiny_llama(tmp_path / "tiny-llama")), build_if_missing=False,
+    args["weak_model"].update(model=str(build_tiny_llama(tmp_path / "tiny-llama")),
                               max_model_len=512, max_num_seqs=4)
     args["strong_model"]["api_key_env"] = "RR_BENCH_TEST_NO_SUCH_KEY"
     config = tmp_path / "serve_config.yaml"

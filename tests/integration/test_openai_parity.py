@@ -36,7 +36,7 @@ IMAGE = [{"role": "user", "content": [{"type": "text", "text": "what is in this 
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, strong_server):
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     model_dir = build_tiny_llama(tmp_path_factory.mktemp("parity") / "tiny-llama")
     args = {

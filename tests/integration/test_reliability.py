@@ -62,7 +62,7 @@ def strong_server():
 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, strong_server):
-    from deployments.weak_model_builder import build_tiny_llama
+    from ops.weak_model_builder import build_tiny_llama
 
     model_dir = build_tiny_llama(tmp_path_factory.mktemp("rel") / "tiny-llama")
     args = default_app_args(model_dir, strong_server.base_url, "RR_REL_STRONG_KEY", "RR_REL_KEYS",

