@@ -315,6 +315,7 @@ def served_run(stream: list[dict[str, Any]], router: str, replicas: int, target:
     import httpx
 
     from bench.fake_openai import FakeOpenAI, free_port
+    from bench.local_ray import shutdown
 
     os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
     os.environ.setdefault("RAY_AUTH_MODE", "token")
@@ -359,11 +360,7 @@ def served_run(stream: list[dict[str, Any]], router: str, replicas: int, target:
             per_replica[view["replica"]] = view["replica_decisions"]
         budget_view = view
     finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
+        shutdown()
         strong.stop()
         weak.stop()
     key = next((k for k in budget_view.get("keys", {}) if k.endswith(f"share={target:g}")), None)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import secrets
 import threading
 import time
@@ -140,53 +139,31 @@ def running_app(app_args: dict[str, Any], env: dict[str, str] | None = None, num
     """A local Ray cluster with the app deployed from a Serve config: (base URL, the config).
     Ray and Serve are shut down on exit, whatever happened."""
     import ray
-    from ray import serve
 
     from bench.fake_openai import free_port
+    from bench.local_ray import ray_env, shutdown
     from deployments.promotion import apply_config
 
-    # token auth with a token of this run only (no token file written), as the integration tests do
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-           "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", **(env or {})}
-    backup = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    _reset_ray_auth()
     port = free_port()
     config = {"proxy_location": "HeadOnly", "http_options": {"host": "127.0.0.1", "port": port},
               "applications": [{"name": APP, "route_prefix": "/", "import_path": "deployments.app:build_app",
                                 "args": app_args}]}
-    try:
-        for attempt in range(3):  # Ray gives its raylet 30 s to register; a busy machine can need more
-            try:
-                ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
-                         namespace="rayroute-learning")
-                break
-            except Exception as exc:
-                if attempt == 2 or "timed out during startup" not in str(exc):
-                    raise
-                log.warning("Ray did not start (%s); retrying", exc)
-                ray.shutdown()
-        apply_config(config, wait_s=wait_s)
-        yield f"http://127.0.0.1:{port}", config
-    finally:
-        with contextlib.suppress(Exception):
-            serve.shutdown()
-        ray.shutdown()
-        for k, v in backup.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_ray_auth()
-
-
-def _reset_ray_auth() -> None:
-    """Ray caches RAY_AUTH_MODE / RAY_AUTH_TOKEN per process; re-read them (Ray's own test helper)."""
-    try:
-        from ray._private.authentication_test_utils import reset_auth_token_state
-    except ImportError:
-        return
-    reset_auth_token_state()
+    with ray_env(env):
+        try:
+            for attempt in range(3):  # Ray gives its raylet 30 s to register; a busy machine can need more
+                try:
+                    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+                             namespace="rayroute-learning")
+                    break
+                except Exception as exc:
+                    if attempt == 2 or "timed out during startup" not in str(exc):
+                        raise
+                    log.warning("Ray did not start (%s); retrying", exc)
+                    ray.shutdown()
+            apply_config(config, wait_s=wait_s)
+            yield f"http://127.0.0.1:{port}", config
+        finally:
+            shutdown()
 
 
 def demo_app_args(start_checkpoint: str, strong_url: str, weak_url: str, judge_url: str, store: str) -> dict[str, Any]:

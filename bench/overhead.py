@@ -197,6 +197,7 @@ def bench_overhead(
     from ray import serve
 
     from bench.noop import build_noop_app
+    from bench.local_ray import shutdown
     from deployments.app import build_app
     from deployments.config import AppArgs
 
@@ -242,11 +243,7 @@ def bench_overhead(
             results["per_run"] = [{k: v for k, v in one.items() if not isinstance(v, dict)} for one in measured]
             results.update(summarise_runs(measured))
     finally:
-        try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
+        shutdown()
     (out / "bench-overhead.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps({k: v for k, v in results.items() if not isinstance(v, dict)}, indent=2))
     return results

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from bench.local_ray import ray_env, shutdown
 from routers.paths import REPO_ROOT
 from tests.integration.openai_server import free_port
 
@@ -61,63 +61,36 @@ def default_app_args(model_dir: str | Path, strong_url: str, strong_key_env: str
 def booted_app(args: dict[str, Any], env: dict[str, str], start_timeout_s: float = 420) -> Iterator[str]:
     """Start Ray + Serve, deploy ``build_app(args)``, yield the base URL; always shut everything down."""
     import pytest
-
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16), "VLLM_CPU_KVCACHE_SPACE": "1",
-           # Serve restarts an HTTP proxy that is not ready within 5 s, and serve.start() then fails
-           # with ActorDiedError; on 2 busy cores a proxy can take longer than that to start.
-           "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60", **env}
-    backup = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     import ray
     from ray import serve
 
     from deployments.app import build_app
 
-    _reset_ray_auth()
     port = free_port()
-    try:
-        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="rayroute-test")
-        serve.start(http_options={"host": "127.0.0.1", "port": port})
-        errors: list[BaseException] = []
-
-        def deploy():
-            try:
-                serve.run(build_app(args), name=APP_NAME, route_prefix="/")
-            except BaseException as exc:  # surfaced below
-                errors.append(exc)
-
-        t0 = time.monotonic()
-        th = threading.Thread(target=deploy, daemon=True)
-        th.start()
-        th.join(start_timeout_s)
-        if th.is_alive():
-            pytest.fail(f"the app did not start within {start_timeout_s}s")
-        if errors:
-            raise errors[0]
-        print(f"\napp boot: {time.monotonic() - t0:.1f}s", flush=True)
-        yield f"http://127.0.0.1:{port}"
-    finally:
+    with ray_env({"VLLM_CPU_KVCACHE_SPACE": "1", **env}):
         try:
-            serve.shutdown()
-        except Exception:
-            pass
-        ray.shutdown()
-        for k, v in backup.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        _reset_ray_auth()
+            ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, namespace="rayroute-test")
+            serve.start(http_options={"host": "127.0.0.1", "port": port})
+            errors: list[BaseException] = []
 
+            def deploy():
+                try:
+                    serve.run(build_app(args), name=APP_NAME, route_prefix="/")
+                except BaseException as exc:  # surfaced below
+                    errors.append(exc)
 
-def _reset_ray_auth() -> None:
-    """Ray reads RAY_AUTH_MODE/RAY_AUTH_TOKEN once per process and caches them; when an earlier test
-    imported or ran Ray, re-read them (Ray's own test helper), else ray.init cannot reach its GCS."""
-    try:
-        from ray._private.authentication_test_utils import reset_auth_token_state
-    except ImportError:  # a Ray without it reads the variables at ray.init
-        return
-    reset_auth_token_state()
+            t0 = time.monotonic()
+            th = threading.Thread(target=deploy, daemon=True)
+            th.start()
+            th.join(start_timeout_s)
+            if th.is_alive():
+                pytest.fail(f"the app did not start within {start_timeout_s}s")
+            if errors:
+                raise errors[0]
+            print(f"\napp boot: {time.monotonic() - t0:.1f}s", flush=True)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            shutdown()
 
 
 # --- replicas ------------------------------------------------------------------------------------
