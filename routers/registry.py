@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +52,10 @@ def router_class(name: str) -> type[Router]:
     return getattr(importlib.import_module(module_name), cls_name)
 
 
-def read_config(path: str | Path) -> dict[str, Any]:
-    """Read and minimally validate ``config.json`` of a checkpoint directory."""
+def read_config(path: str | Path, known: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Read and minimally validate ``config.json`` of a checkpoint directory; its router must be one
+    of ``known`` (default: the two-model routers, ``ROUTER_CLASSES``)."""
+    known = ROUTER_CLASSES if known is None else known
     path = Path(path)
     if not path.is_dir():
         raise CheckpointError(f"checkpoint directory {str(path)!r} does not exist")
@@ -66,9 +68,9 @@ def read_config(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot read {str(cfg_path)!r}: {exc}") from exc
     if not isinstance(cfg, dict) or not isinstance(cfg.get("router"), str):
         raise CheckpointError(f"{str(cfg_path)!r} must be a JSON object with a string field 'router'")
-    if cfg["router"] not in ROUTER_CLASSES:
+    if cfg["router"] not in known:
         raise CheckpointError(
-            f"{str(cfg_path)!r} names router {cfg['router']!r}; known routers: {', '.join(ROUTER_CLASSES)}"
+            f"{str(cfg_path)!r} names router {cfg['router']!r}; known routers: {', '.join(known)}"
         )
     return cfg
 

@@ -1,0 +1,94 @@
+"""The contract of an N-way router: a predicted quality for every model of its vocabulary.
+
+A ``QualityRouter`` maps a batch of prompts to an (n_prompts, n_models) array of predicted
+quality in [0, 1] (for golden-labelled training data: P(the model answers correctly)). It does not
+choose: ``routers.nway.selection`` turns qualities and prices into a ranking, in one place.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from routers.base import check_prompts
+from routers.errors import ConfigError, UnknownModelError
+
+
+class QualityRouter(abc.ABC):
+    """Predicts each model's quality on each prompt.
+
+    Contract:
+    - ``models``: the vocabulary, unique names, in column order.
+    - ``predict(prompts)``: float64 array (len(prompts), len(models)) in [0, 1]; a prompt alone or
+      inside a batch gives the same row; deterministic for a loaded router.
+    - ``predict_for(prompts, models)``: the columns of the named models, in that order; an unknown
+      name is ``UnknownModelError`` listing the known ones.
+    - ``save(path)`` / ``load(path)``: a checkpoint directory (``config.json`` + weights).
+    """
+
+    name: ClassVar[str] = ""
+    models: list[str]
+
+    @abc.abstractmethod
+    def predict(self, prompts: Sequence[str]) -> np.ndarray:
+        """Predicted quality, shape (len(prompts), len(self.models))."""
+
+    @abc.abstractmethod
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint directory that ``load`` reads; return its path."""
+
+    @classmethod
+    @abc.abstractmethod
+    def load(cls, path: str | Path, **overrides: Any) -> "QualityRouter":
+        """Load from a checkpoint directory written by ``save``."""
+
+    def columns(self, models: Sequence[str]) -> list[int]:
+        """Column indices of ``models``; UnknownModelError names the unknown ones and the known."""
+        index = {m: i for i, m in enumerate(self.models)}
+        unknown = [m for m in models if m not in index]
+        if unknown:
+            raise UnknownModelError(
+                f"model(s) {unknown} are not in the {self.name or type(self).__name__} router's vocabulary; "
+                f"known models: {', '.join(self.models)}")
+        return [index[m] for m in models]
+
+    def predict_for(self, prompts: Sequence[str], models: Sequence[str]) -> np.ndarray:
+        """Predicted quality of the named models only, shape (len(prompts), len(models))."""
+        cols = self.columns(models)
+        return self.predict(prompts)[:, cols]
+
+    def describe(self) -> dict[str, Any]:
+        """Small JSON-able summary for logs and /v1/models."""
+        return {"name": self.name, "models": list(self.models)}
+
+
+def check_vocabulary(models: Sequence[str]) -> list[str]:
+    """The model names as a list of unique non-empty strings, else ConfigError naming the problem."""
+    out = [str(m) for m in models]
+    if not out:
+        raise ConfigError("an N-way router needs at least one model")
+    if any(not m.strip() for m in out):
+        raise ConfigError(f"model names must be non-empty, got {out}")
+    dupes = sorted({m for m in out if out.count(m) > 1})
+    if dupes:
+        raise ConfigError(f"model names must be unique; repeated: {dupes}")
+    return out
+
+
+def check_outcomes(outcomes: np.ndarray, n_prompts: int, n_models: int) -> np.ndarray:
+    """Training outcomes as float64 (n_prompts, n_models) in [0, 1]; NaN marks a missing outcome."""
+    y = np.asarray(outcomes, dtype=np.float64)
+    if y.shape != (n_prompts, n_models):
+        raise ConfigError(f"outcomes must have shape ({n_prompts}, {n_models}), got {y.shape}")
+    finite = y[~np.isnan(y)]
+    if finite.size and (finite.min() < 0 or finite.max() > 1):
+        raise ConfigError(f"outcomes must be in [0, 1] (or NaN for missing), got range "
+                          f"[{finite.min():g}, {finite.max():g}]")
+    return y
+
+
+__all__ = ["QualityRouter", "check_prompts", "check_outcomes", "check_vocabulary"]

@@ -1,0 +1,128 @@
+"""kNN quality router (RouterBench's kNN baseline): a model's predicted quality on a prompt is its
+mean outcome on the k most similar training prompts (cosine similarity of embeddings).
+
+Missing outcomes (NaN: a model not run on a training prompt) are skipped; a model with no outcome
+among the k neighbours falls back to its mean over all training prompts.
+
+Checkpoint: ``config.json`` (router, models, k, embedder, embedding_dim) and ``model.safetensors``
+(``embeddings`` (N, d) float32, L2-normalised; ``outcomes`` (N, m) float32 with NaN).
+Stores the training prompts' embeddings, never their text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from routers.base import check_prompts
+from routers.embeddings import Embedder
+from routers.embeddings.common import l2_normalize
+from routers.errors import CheckpointError, ConfigError
+from routers.models.embedding_router import EmbeddingRouter, load_arrays, require, save_arrays
+from routers.nway.base import QualityRouter, check_outcomes, check_vocabulary
+from routers.registry import write_config
+
+WEIGHTS_FILE = "model.safetensors"
+
+
+class KNNQualityRouter(QualityRouter):
+    """quality(q, M) = mean outcome of M over the k training prompts nearest to q."""
+
+    name = "knn"
+
+    def __init__(self, embeddings: np.ndarray, outcomes: np.ndarray, models: Sequence[str], k: int = 10,
+                 embedder: Embedder | None = None, embedder_name: str | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        self.models = check_vocabulary(models)
+        emb = np.asarray(embeddings, dtype=np.float32)
+        if emb.ndim != 2 or emb.shape[0] == 0:
+            raise ConfigError(f"kNN needs a non-empty (N, d) embedding matrix, got shape {emb.shape}")
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+        self.embeddings = l2_normalize(emb).astype(np.float32)
+        self.outcomes = check_outcomes(outcomes, emb.shape[0], len(self.models))
+        self.k = int(min(k, emb.shape[0]))
+        have = ~np.isnan(self.outcomes)
+        # a model's mean outcome over all training prompts (0 for a model with none)
+        self.prior = np.where(have, self.outcomes, 0.0).sum(axis=0) / np.maximum(have.sum(axis=0), 1)
+        self._embed = _Embedding(embedder, embedder_name, emb.shape[1])
+        self.embedder_name = self._embed.embedder_name
+        self.info = dict(info or {})
+
+    @classmethod
+    def fit(cls, prompts: Sequence[str], outcomes: np.ndarray, models: Sequence[str], embedder: Embedder,
+            k: int = 10, info: dict[str, Any] | None = None) -> "KNNQualityRouter":
+        """Embed ``prompts`` with ``embedder`` and keep them with their outcomes."""
+        prompts = check_prompts(prompts)
+        emb = np.asarray(embedder.embed(prompts), dtype=np.float32)
+        return cls(emb, outcomes, models, k=k, embedder=embedder, info=info)
+
+    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
+        emb = l2_normalize(self._embed.check(emb))
+        if emb.shape[0] == 0:
+            return np.zeros((0, len(self.models)))
+        sim = emb @ self.embeddings.T                                   # (n, N)
+        k = self.k
+        top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else \
+            np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
+        y = self.outcomes[top]                                          # (n, k, m)
+        have = ~np.isnan(y)
+        total = np.where(have, y, 0.0).sum(axis=1)
+        count = have.sum(axis=1)
+        return np.where(count > 0, total / np.maximum(count, 1), self.prior[None, :])
+
+    def predict(self, prompts: Sequence[str]) -> np.ndarray:
+        return self.predict_embeddings(self._embed.embed(prompts))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_arrays(path / WEIGHTS_FILE, {"embeddings": self.embeddings.astype(np.float32),
+                                          "outcomes": self.outcomes.astype(np.float32)})
+        write_config(path, {"router": self.name, "models": self.models, "k": self.k,
+                            "embedder": self.embedder_name, "embedding_dim": int(self.embeddings.shape[1]),
+                            "info": self.info})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, embedder: Embedder | None = None, **overrides: Any) -> "KNNQualityRouter":
+        from routers.nway.registry import read_quality_config
+
+        path = Path(path)
+        cfg = read_quality_config(path)
+        if cfg["router"] != cls.name:
+            raise CheckpointError(f"{str(path)!r} holds a {cfg['router']!r} router, not {cls.name!r}")
+        unknown = sorted(set(overrides) - {"k"})
+        if unknown:
+            raise ConfigError(f"unknown knn option(s) {unknown}; use embedder, k")
+        arrays = load_arrays(path / WEIGHTS_FILE, ("embeddings", "outcomes"))
+        try:
+            return cls(arrays["embeddings"], arrays["outcomes"], require(cfg, "models", path),
+                       k=int(overrides.get("k", require(cfg, "k", path))), embedder=embedder,
+                       embedder_name=require(cfg, "embedder", path), info=cfg.get("info"))
+        except ConfigError as exc:
+            raise CheckpointError(f"malformed knn checkpoint {str(path)!r}: {exc}") from exc
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "k": self.k, "embedder": self.embedder_name,
+                "n_train": int(self.embeddings.shape[0])}
+
+
+class _Embedding(EmbeddingRouter):
+    """The embedding plumbing of ``EmbeddingRouter`` (lazy embedder from the checkpoint's name,
+    dimension checks), reused by composition since a quality router is not a two-model Router."""
+
+    name = "knn"
+
+    def check(self, emb: np.ndarray) -> np.ndarray:
+        return self.check_embeddings(emb)
+
+    def save(self, path):  # pragma: no cover - never saved on its own
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path, **overrides):  # pragma: no cover
+        raise NotImplementedError
