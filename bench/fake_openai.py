@@ -14,7 +14,6 @@ Streaming is not served.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 import uuid
@@ -23,11 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.loopback import LoopbackServer, free_port
 
 
 def tokens(text: str) -> int:
@@ -62,8 +57,7 @@ class FakeChatServer:
         self.name = name
         self.port = port or free_port()
         self.calls = 0
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer(f"fake OpenAI server {name}", self.port)
         self._lock = threading.Lock()
 
     @property
@@ -87,25 +81,11 @@ class FakeChatServer:
         return app
 
     def start(self, timeout_s: float = 30.0) -> "FakeChatServer":
-        import uvicorn
-
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise TimeoutError(f"fake OpenAI server {self.name} on port {self.port} did not start in {timeout_s}s")
-            time.sleep(0.02)
+        self._loopback.start(self._app(), timeout_s)
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(10)
+        self._loopback.stop()
 
     def __enter__(self):
         return self.start()

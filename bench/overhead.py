@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,13 +35,8 @@ from typing import Any
 
 import yaml
 
+from bench.loopback import free_port
 from routers.paths import REPO_ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(url: str, body: dict, timeout_s: float) -> float:
@@ -202,7 +196,7 @@ def bench_overhead(
     from deployments.config import AppArgs
 
     app_args = AppArgs.model_validate(args)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

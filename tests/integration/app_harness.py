@@ -21,7 +21,7 @@ import yaml
 
 from bench.local_ray import ray_env, shutdown
 from routers.paths import REPO_ROOT
-from tests.integration.openai_server import free_port
+from bench.loopback import free_port
 
 APP_NAME = "rayroute"
 STRONG_NAME = "fake-strong"

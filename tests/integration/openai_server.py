@@ -21,8 +21,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import socket
-import threading
 import time
 import uuid
 from typing import Any
@@ -30,13 +28,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from bench.loopback import LoopbackServer, free_port
+
 MODEL_REPLY = "strong model says hello"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class OpenAIServer:
@@ -56,8 +50,7 @@ class OpenAIServer:
         self._schedule: list[str] = []
         self.requests: list[dict[str, Any]] = []
         self._count = 0
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._loopback = LoopbackServer("fake OpenAI server", self.port)
 
     def _next_fault(self) -> str:
         """Exactly round(10 * fault_rate) faults in every 10 requests, at shuffled (seeded) positions."""
@@ -147,26 +140,11 @@ class OpenAIServer:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self, timeout_s: float = 20.0) -> "OpenAIServer":
-        import uvicorn
-
-        config = uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError(f"fake OpenAI server did not start on port {self.port}")
-            time.sleep(0.05)
+        self._loopback.start(self._app(), timeout_s)
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-        self._server = None
-        self._thread = None
+        self._loopback.stop(timeout_s)
 
     def __enter__(self) -> "OpenAIServer":
         return self.start()
