@@ -153,12 +153,15 @@ class StaticMiniLMEmbedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         ids = tok(texts, add_special_tokens=False, truncation=True, max_length=self.max_length)["input_ids"]
-        lengths = np.array([len(x) for x in ids])
+        ids = [x if x else [tok.unk_token_id] for x in ids]  # empty text: the [UNK] piece, so every row is defined
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
         flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
-        empty = lengths == 0
-        if empty.any():  # reduceat needs one index per row: give empty texts the [UNK] piece
-            ids = [x if x else [tok.unk_token_id] for x in ids]
-            lengths = np.maximum(lengths, 1)
-            flat = np.fromiter((i for x in ids for i in x), dtype=np.int64, count=int(lengths.sum()))
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        return l2_normalize(np.add.reduceat(table[flat], offsets, axis=0))
+        # The sum of each text's rows as a sparse (texts × vocabulary) count matrix times the table:
+        # gathering table[flat] first copied ~1.5 KB per piece (21 MB for 128 prompts) and made a
+        # batch slower per prompt than one prompt alone. Each row is computed on its own either
+        # way, so a text gets the same vector alone or in a batch.
+        from scipy.sparse import csr_matrix
+
+        counts = csr_matrix((np.ones(len(flat), dtype=np.float32), flat, np.concatenate([[0], np.cumsum(lengths)])),
+                            shape=(len(ids), table.shape[0]))
+        return l2_normalize(np.asarray(counts @ table, dtype=np.float32))
