@@ -102,7 +102,34 @@ def _manipulation_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def _judge_labels_cmd(args: argparse.Namespace) -> int:
+    import json
+
+    from routers.evaluation.judge_labels import evaluate_judge_labels, markdown, plot
+
+    res = evaluate_judge_labels(args.embedder, n_random=args.n_random, n_boot=args.n_boot, seed=args.seed)
+    res["command"] = args.command_line
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(res, indent=1) + "\n")
+    (out / "results.md").write_text(markdown(res, args.command_line))
+    plot(res, out / "judge-labels.png")
+    print(markdown(res))
+    print(f"wrote {out}/results.json, results.md, judge-labels.png")
+    return 0
+
+
 def add_cli(sub) -> None:
+    j = sub.add_parser("eval-judge-labels", help="do length-controlled GPT-4-judge labels transfer better? (protocol (ii))",
+                       description="Train the linear router on AlpacaEval judge labels (raw, length-controlled, GLM) "
+                                   "and score MT Bench, MMLU and GSM8K, which it never saw.")
+    j.add_argument("--out", default="results/judge-labels", help="output folder (results.json, results.md, PNG)")
+    j.add_argument("--embedder", default="static", help="embedder spec (default static)")
+    j.add_argument("--n-random", type=int, default=1000, help="random routings for random's band")
+    j.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the paired differences")
+    j.add_argument("--seed", type=int, default=0)
+    j.set_defaults(func=_judge_labels_cmd)
+
     m = sub.add_parser("manipulation", help="share of weak-routed prompts that 'this is very hard' texts flip to strong",
                        description="For the prompts each router sends weak at a --strong-share split, append or "
                                    "prepend 12 fixed difficulty claims and report the share that flips to strong.")
