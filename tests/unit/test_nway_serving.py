@@ -291,3 +291,17 @@ def test_within_rule_takes_tau(checkpoint):
     assert _chat(app, "router-knn").headers["x-routed-model"] == "m-mid"
     r = _chat(app, "router-knn-cost2")
     assert r.status_code == 400 and "router-knn-cost0.2" in r.json()["error"]["message"]
+
+
+def test_a_tenant_over_its_cap_gets_the_cheapest_first(checkpoint):
+    from types import SimpleNamespace
+
+    ing, app, _ = _ingress(checkpoint)
+    recorded = []
+    ing.service.budget = SimpleNamespace(cap=lambda tenant: "weak",
+                                         record_cost=lambda *a: recorded.append(a))
+    sel = ing.service.select("router-knn-cost0")
+    decision = asyncio.run(ing.service.decide_nway(sel, NWAY_HARD_PROMPT, 10, 10, tenant="acme"))
+    assert decision.routed_model == "m-cheap" and decision.budget_cap == "cheapest"
+    assert [c.model for c in decision.candidates] == NWAY_MODELS  # by estimated cost
+    assert ing.service.headers(decision, "m-cheap", None)["x-rayroute-budget-cap"] == "cheapest"
