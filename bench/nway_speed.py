@@ -13,6 +13,11 @@ machine falls on both alike:
 p50 / p99 per request for each, median and range over ``runs``; the target is ≤ 2 ms for the N-way
 decision at p50. Test prompts are real (MT Bench, GSM8K, MMLU) and disjoint from the kNN's
 training prompts. Figures depend on the machine: the JSON records its CPUs and load average.
+
+BLAS runs on ``threads`` threads (default 1), as in an ingress replica, where Ray sets
+OMP_NUM_THREADS to the replica's whole CPUs (1 for a fractional num_cpus). Why it matters: on a
+2-core machine with other work on it, a 2-thread OpenBLAS matrix-vector product (the kNN's
+similarities) waits for a busy core and takes milliseconds instead of 0.1 ms.
 """
 
 from __future__ import annotations
@@ -88,9 +93,26 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": float(np.median(values)), "min": float(np.min(values)), "max": float(np.max(values))}
 
 
+def _blas_threads(threads: int | None) -> Any:
+    """A context limiting BLAS/OpenMP threads (threadpoolctl, scikit-learn's dependency)."""
+    import contextlib
+
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(threads)
+
+
 def bench_nway(out_dir: str | Path, checkpoint: str | None = None, train_prompts: int = 4000,
-               test_prompts: int = 300, runs: int = 3, k: int = 10, warmup: int = 20,
+               test_prompts: int = 300, runs: int = 3, k: int = 10, warmup: int = 20, threads: int | None = 1,
                command: str | None = None) -> dict[str, Any]:
+    with _blas_threads(threads):
+        return _bench_nway(out_dir, checkpoint, train_prompts, test_prompts, runs, k, warmup, threads, command)
+
+
+def _bench_nway(out_dir: str | Path, checkpoint: str | None, train_prompts: int, test_prompts: int, runs: int,
+                k: int, warmup: int, threads: int | None, command: str | None) -> dict[str, Any]:
     from bench.router_speed import real_prompts
 
     load_before = os.getloadavg()
@@ -128,7 +150,7 @@ def bench_nway(out_dir: str | Path, checkpoint: str | None = None, train_prompts
         "command": command,
         "what": "ChatService.route per request, in process (no Ray): two-model linear_static vs N-way "
                 "(4 models, cost<0.2>), interleaved request by request",
-        "machine": {"cpus": os.cpu_count(), "load_avg_1_5_15_before": list(load_before),
+        "machine": {"cpus": os.cpu_count(), "blas_threads": threads, "load_avg_1_5_15_before": list(load_before),
                     "load_avg_1_5_15_after": list(os.getloadavg())},
         "nway_router": {"checkpoint": str(checkpoint) if checkpoint else "fitted here (synthetic outcomes)",
                         **describe["router"]},
@@ -165,7 +187,7 @@ def markdown(result: dict[str, Any]) -> str:
         f"{len(result['models_usd_per_1m'])} models, {result['nway_router'].get('n_train')} training prompts, "
         f"embedder {result['nway_router'].get('embedder')}. {result['prompts']['test']} test prompts, "
         f"{len(result['runs'])} runs; median [range] over runs. Machine: {result['machine']['cpus']} CPUs, "
-        f"load average {load[0]:.2f} at the start.",
+        f"load average {load[0]:.2f} at the start; BLAS threads: {result['machine']['blas_threads'] or 'default'}.",
         "",
         "| decision | p50 ms | p99 ms |",
         "|---|---|---|",

@@ -205,6 +205,7 @@ def add_cli(sub) -> None:
     p.add_argument("--test-prompts", type=int, default=300, help="prompts timed per run")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--k", type=int, default=10, help="neighbours of the fitted kNN")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (an ingress replica has 1; 0: the default)")
     p.add_argument("--out", default=str(REPO_ROOT / "results" / "nway-speed"))
     p.set_defaults(func=_bench_nway_cmd)
 
@@ -213,7 +214,7 @@ def _bench_nway_cmd(ns: argparse.Namespace) -> int:
     from bench.nway_speed import bench_nway
 
     result = bench_nway(ns.out, checkpoint=ns.checkpoint, train_prompts=ns.train_prompts,
-                        test_prompts=ns.test_prompts, runs=ns.runs, k=ns.k,
+                        test_prompts=ns.test_prompts, runs=ns.runs, k=ns.k, threads=ns.threads or None,
                         command=getattr(ns, "command_line", None))
     return 0 if result["meets_target"] else 1
 
