@@ -305,3 +305,25 @@ def test_a_tenant_over_its_cap_gets_the_cheapest_first(checkpoint):
     assert decision.routed_model == "m-cheap" and decision.budget_cap == "cheapest"
     assert [c.model for c in decision.candidates] == NWAY_MODELS  # by estimated cost
     assert ing.service.headers(decision, "m-cheap", None)["x-rayroute-budget-cap"] == "cheapest"
+
+
+def test_the_app_binds_one_deployment_per_nway_model(checkpoint):
+    """build_app (no cluster needed to bind): remote models on the strong model's client, a local one
+    on the weak model's vLLM deployment under its served name."""
+    from deployments.app import build_app
+
+    models = _models()
+    models[0] = {"name": "m-cheap", "local": {"model": "models/tiny-llama"},
+                 "price": {"input_usd_per_1m_tokens": 0.1, "output_usd_per_1m_tokens": 0.1}}
+    app = build_app({"routers": [{"alias": "random", "placement": "ingress"}],
+                     "nway": {"models": models, "routers": [{"alias": "knn", "source": str(checkpoint)}]}})
+    kwargs = app._bound_deployment.init_kwargs
+    backends = kwargs["nway_backends"]
+    assert sorted(backends) == sorted(NWAY_MODELS)
+    assert {b._bound_deployment.name for b in backends.values()} == {"NWay_m_cheap", "NWay_m_small", "NWay_m_mid",
+                                                                     "NWay_m_big"}
+    cheap = backends["m-cheap"]._bound_deployment
+    assert cheap.func_or_class.__name__ == "WeakModel" and cheap.init_args[1] == "m-cheap"
+    big = backends["m-big"]._bound_deployment
+    assert big.func_or_class.__name__ == "StrongModel" and big.init_kwargs["model"] == "m-big"
+    assert kwargs["models"].prices_usd_per_1m["m-big"] == (20.0, 20.0)
