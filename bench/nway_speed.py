@@ -7,7 +7,7 @@ machine falls on both alike:
 
 - two-model: the served default, ``linear_static`` (checkpoints/linear_static), in process;
 - N-way: a quality router over four models with prices, in process (``deployments.nway``): the
-  given checkpoint, else a kNN fitted here on real prompts with the static embedder and synthetic
+  given checkpoint (its first four models, at this benchmark's four prices), else a kNN fitted here on real prompts with the static embedder and synthetic
   outcomes (the outcomes change the choices, not the time).
 
 p50 / p99 per request for each, median and range over ``runs``; the target is ≤ 2 ms for the N-way
@@ -123,9 +123,15 @@ def _bench_nway(out_dir: str | Path, checkpoint: str | None, train_prompts: int,
             t0 = time.perf_counter()
             source = fit_knn(Path(tmp) / "nway_knn", train, k)
             print(f"fitted a kNN on {len(train)} prompts in {time.perf_counter() - t0:.1f}s", flush=True)
+            models = MODELS
         else:
+            from routers.nway.registry import read_quality_config
+
             source = Path(checkpoint)
-        two, nway = services(source, MODELS)
+            # the checkpoint's first four models, at the bench's four prices
+            vocab = read_quality_config(source)["models"][: len(MODELS)]
+            models = dict(zip(vocab, MODELS.values()))
+        two, nway = services(source, models)
         router = nway.nway.routers["nway"]
         asyncio.run(_run(two, nway, test[:warmup]))  # first-call allocations
         per_run = []
@@ -154,7 +160,7 @@ def _bench_nway(out_dir: str | Path, checkpoint: str | None, train_prompts: int,
                     "load_avg_1_5_15_after": list(os.getloadavg())},
         "nway_router": {"checkpoint": str(checkpoint) if checkpoint else "fitted here (synthetic outcomes)",
                         **describe["router"]},
-        "models_usd_per_1m": {m: list(p) for m, p in MODELS.items()},
+        "models_usd_per_1m": {m: list(p) for m, p in models.items()},
         "prompts": {"train": len(train) if checkpoint is None else None, "test": len(test) - warmup,
                     "warmup": warmup},
         "runs": per_run,
