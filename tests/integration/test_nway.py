@@ -135,3 +135,24 @@ def test_an_nway_model_by_name_and_the_two_model_app_alongside(client):
     assert resp.model == "m-small" and raw.headers["x-router"] == "none"
     raw, resp = _raw(client, model="router-random-0", messages=MSG, max_tokens=4)
     assert resp.model == "fake-strong" and raw.headers["x-routed-model"] == "fake-strong"
+
+
+def test_the_ingress_scores_on_one_blas_thread(app_url):
+    """The N-way decision's speed (docs/nway-routing.md, bench-nway) assumes BLAS on one thread in
+    the ingress: a 2-thread matrix-vector product on a busy 2-core node is ~50x slower. Ray sets
+    OMP_NUM_THREADS=1 for a fractional num_cpus before the replica loads numpy."""
+    import ray
+
+    from tests.integration.app_harness import replica_actors
+
+    (_, ingress), = replica_actors("Ingress")
+
+    def blas(_self):
+        import os
+
+        from threadpoolctl import threadpool_info
+
+        return os.environ.get("OMP_NUM_THREADS"), sorted({i["num_threads"] for i in threadpool_info()
+                                                          if i["user_api"] == "blas"})
+
+    assert ray.get(ingress.__ray_call__.remote(blas), timeout=30) == ("1", [1])
