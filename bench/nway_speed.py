@@ -63,8 +63,8 @@ def services(checkpoint: str | Path, models: dict[str, tuple[float, float]]) -> 
                                                         .model_dump()).start()},
                       None, None, served, args, ServingMetrics(export=False))
     nway_args = NWayArgs.model_validate({
-        "models": [{"name": n, "remote": {"model": n}, "price": {"input_usd_per_1m_tokens": p[0],
-                                                                 "output_usd_per_1m_tokens": p[1]}}
+        "models": [{"name": n, "remote": {"base_url": "http://127.0.0.1:1/v1", "model": n},  # never called
+                    "price": {"input_usd_per_1m_tokens": p[0], "output_usd_per_1m_tokens": p[1]}}
                    for n, p in models.items()],
         "routers": [{"alias": "nway", "source": str(checkpoint)}]})
     nway = ChatService({}, None, None, served, args, ServingMetrics(export=False),

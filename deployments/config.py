@@ -439,6 +439,9 @@ class NWayModelArgs(_Strict):
         if (self.remote is None) == (self.local is None):
             raise ValueError(f"N-way model {self.name!r} needs exactly one of `remote` (an OpenAI-compatible API) "
                              "and `local` (a vLLM model)")
+        if self.remote is not None and not {"base_url", "model"} <= self.remote.model_fields_set:
+            raise ValueError(f"N-way model {self.name!r}: remote needs `base_url` and `model` (its name at that "
+                             "API); no default is right for more than one model")
         if self.router_name is None:
             self.router_name = self.name
         if self.local is not None:

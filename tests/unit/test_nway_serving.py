@@ -65,6 +65,7 @@ def test_config_defaults_and_router_name(checkpoint):
     (lambda n: n["models"][0].update(local={"model": "models/x"}), "exactly one of `remote`"),
     (lambda n: n["models"][1].update(name="m-cheap"), "nway.models[].name must be unique"),
     (lambda n: n["models"][0].update(colour="red"), "colour"),
+    (lambda n: n["models"][0]["remote"].pop("model"), "remote needs `base_url` and `model`"),
     (lambda n: n["models"][0].pop("price"), "price"),
     (lambda n: n["models"][0]["price"].update(input_usd_per_1m_tokens=-1), "input_usd_per_1m_tokens"),
     (lambda n: n["routers"][0].update(models=["m-nope"]), "m-nope"),
