@@ -1,6 +1,7 @@
 """The measurements: ``rayroute bench-routers`` (in-process scoring speed), ``bench-ceiling`` (the
 compute bound of MiniLM here), ``loadtest`` (a running ingress) and ``bench-overhead`` (routing
-overhead through Serve, router app vs the no-op app)."""
+overhead through Serve, router app vs the no-op app) and ``bench-nway`` (N-way routing's decision
+time in process)."""
 
 from __future__ import annotations
 
@@ -195,6 +196,27 @@ def add_cli(sub) -> None:
     p.add_argument("--runs", type=int, default=1, help="served runs per replica count (median and range over them)")
     p.add_argument("--out", default=str(REPO_ROOT / "results" / "budget"))
     p.set_defaults(func=_bench_budget_cmd)
+
+    p = sub.add_parser("bench-nway", help="N-way routing's decision time in process: 4 models by a kNN vs the "
+                       "two-model linear_static; p50/p99, median and range over runs")
+    p.add_argument("--checkpoint", help="an N-way checkpoint to time (default: a kNN fitted here on real "
+                   "prompts with the static embedder and synthetic outcomes for 4 models)")
+    p.add_argument("--train-prompts", type=int, default=4000, help="training prompts of the fitted kNN")
+    p.add_argument("--test-prompts", type=int, default=300, help="prompts timed per run")
+    p.add_argument("--runs", type=int, default=3)
+    p.add_argument("--k", type=int, default=10, help="neighbours of the fitted kNN")
+    p.add_argument("--threads", type=int, default=1, help="BLAS threads (an ingress replica has 1; 0: the default)")
+    p.add_argument("--out", default=str(REPO_ROOT / "results" / "nway-speed"))
+    p.set_defaults(func=_bench_nway_cmd)
+
+
+def _bench_nway_cmd(ns: argparse.Namespace) -> int:
+    from bench.nway_speed import bench_nway
+
+    result = bench_nway(ns.out, checkpoint=ns.checkpoint, train_prompts=ns.train_prompts,
+                        test_prompts=ns.test_prompts, runs=ns.runs, k=ns.k, threads=ns.threads or None,
+                        command=getattr(ns, "command_line", None))
+    return 0 if result["meets_target"] else 1
 
 
 def _bench_budget_cmd(ns: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deployments.config import AppArgs
+from deployments.config import AppArgs, NWayArgs
 
 
 def preflight(args: AppArgs) -> None:
@@ -32,6 +32,27 @@ def preflight(args: AppArgs) -> None:
                 f"router {r.alias!r}: {exc}; or give `source:` a checkpoint directory, or remove the "
                 "router from serve_config.yaml"
             ) from None
+    if args.nway is not None:
+        preflight_nway(args.nway)
+
+
+def preflight_nway(nway: "NWayArgs") -> None:
+    """Each N-way router's checkpoint loads and knows every model it is to choose among (its
+    vocabulary, by router_name): else a start-up error naming the router and the known models. The
+    load is light (a kNN's embedder is built on first use, in the ingress)."""
+    from routers.errors import CheckpointError, UnknownModelError
+    from routers.nway.registry import load_quality_router
+
+    for i, r in enumerate(nway.routers):
+        where = f"nway.routers[{i}] ({r.alias!r})"
+        try:
+            router = load_quality_router(r.source or r.alias, **r.kwargs)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{where}: {exc}") from None
+        try:
+            router.columns([m.router_name for m in nway.router_models(r)])
+        except UnknownModelError as exc:
+            raise UnknownModelError(f"{where}: {exc}; set nway.models[].router_name to its name there") from None
 
 
 def ingress_user_config(cfg: AppArgs) -> dict[str, Any]:
@@ -48,6 +69,7 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
 
     from deployments.budget import BudgetState, resolve_prices
     from deployments.chat import ServedModels
+    from deployments.config import DeploymentOptions, RemoteApiArgs, WeakModelArgs
     from deployments.ingress import Ingress
     from deployments.router_replica import InProcessRouter, RouterReplica
     from deployments.strong_model import StrongModel
@@ -71,28 +93,41 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
         dep = serve.deployment(RouterReplica, name=f"Router_{r.alias}").options(user_config=r.user_config(), **opts)
         routers[r.alias] = dep.bind(r.alias)
 
-    w = cfg.weak_model
-    if w.api_base_url is not None:  # a remote OpenAI-compatible weak model: the same client as the strong one
-        weak = serve.deployment(StrongModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
-            w.api_base_url, w.model, w.api_key_env, request_timeout_s=cfg.ingress.backend_timeout_s,
-            max_retries=1, cooldown_failures=0)
-    else:
-        weak = serve.deployment(WeakModel, name="WeakModel").options(**d.weak_model.to_serve()).bind(
+    def local_model(w: WeakModelArgs, name: str, opts: DeploymentOptions) -> Any:
+        if w.api_base_url is not None:  # a remote OpenAI-compatible weak model: the same client as the strong one
+            return serve.deployment(StrongModel, name=name).options(**opts.to_serve()).bind(
+                w.api_base_url, w.model, w.api_key_env, request_timeout_s=cfg.ingress.backend_timeout_s,
+                max_retries=1, cooldown_failures=0)
+        return serve.deployment(WeakModel, name=name).options(**opts.to_serve()).bind(
             w.model, w.served_model_name, w.engine_args(), tool_call_parser=w.tool_call_parser,
             tool_strict_level=w.tool_strict_level, max_tokens_default=w.max_tokens_default,
             kv_cache_space_gib=w.kv_cache_space_gib,
         )
 
+    def remote_model(s: RemoteApiArgs, name: str, opts: DeploymentOptions) -> Any:
+        return serve.deployment(StrongModel, name=name).options(**opts.to_serve()).bind(**s.client_args())
+
+    w = cfg.weak_model
+    weak = local_model(w, "WeakModel", d.weak_model)
     s = cfg.strong_model
-    strong = serve.deployment(StrongModel, name="StrongModel").options(**d.strong_model.to_serve()).bind(
-        s.base_url, s.model, s.api_key_env, request_timeout_s=s.request_timeout_s, max_retries=s.max_retries,
-        backoff_initial_s=s.backoff_initial_s, backoff_max_s=s.backoff_max_s,
-        cooldown_failures=s.cooldown_failures, cooldown_s=s.cooldown_s,
-    )
+    strong = remote_model(s, "StrongModel", d.strong_model)
+
+    nway: dict[str, Any] = {}
+    prices_usd_per_1m = {s.model: prices["strong"], w.served_model_name: prices["weak"]}
+    if cfg.nway is not None:  # N-way models reuse the weak and strong deployments' classes
+        from deployments.nway import NWayRouting
+
+        backends = {m.name: (remote_model(m.remote, m.deployment_name(), m.deployment or d.strong_model)
+                             if m.remote is not None else
+                             local_model(m.local, m.deployment_name(), m.deployment or d.weak_model))
+                    for m in cfg.nway.models}
+        routing = NWayRouting.from_args(cfg.nway)
+        nway = {"nway": routing, "nway_backends": backends}
+        prices_usd_per_1m.update(routing.prices_usd_per_1m())
 
     models = ServedModels(
         strong=s.model, weak=w.served_model_name, default_router=cfg.default_router, fallback=s.fallback,
-        prices_usd_per_1m={s.model: prices["strong"], w.served_model_name: prices["weak"]},
+        prices_usd_per_1m=prices_usd_per_1m,
         weak_lacks=w.lacks(), route_strong_for=frozenset(w.route_strong_for),
     )
     budget: dict[str, Any] = {}
@@ -105,4 +140,4 @@ def build_app(args: dict[str, Any] | AppArgs | None = None):
     return serve.deployment(ingress_cls, name="Ingress").options(
         user_config=ingress_user_config(cfg), **d.ingress.to_serve()).bind(
         routers, weak, strong, models=models, args=cfg.ingress, local_routers=local_routers, learning=cfg.learning,
-        **budget)
+        **budget, **nway)

@@ -23,6 +23,7 @@ from deployments.errors import (
     BackendUnavailableError,
     ContextLengthError,
     InvalidRequestError,
+    ModelNameError,
     ServingError,
     UpstreamError,
     UnsupportedFeatureError,
@@ -31,12 +32,14 @@ from deployments.errors import (
     unwrap,
 )
 from deployments.metrics import ServingMetrics
+from deployments.nway import NWayRouting, estimate_tokens
 from deployments.protocol import (
     ROUTER_PREFIX,
     ChatCompletionRequest,
     ModelCard,
     ModelList,
     ModelSelection,
+    NWayDecision,
     RouteDecision,
     RouteRequest,
     RouterVerdict,
@@ -69,16 +72,23 @@ async def _await(response: Any) -> Any:
     return await response
 
 
+Decision = RouteDecision | NWayDecision
+
+
 class ChatService:
     """``routers``: alias -> handle of a router deployment, or an in-process router with the same
     ``route.remote`` interface. ``fallback`` and ``on_router_error`` may change in place
-    (``Ingress.reconfigure``)."""
+    (``Ingress.reconfigure``). ``nway``: the N-way routers and models (``nway:`` in the config), with
+    ``nway_backends``: served name -> handle of each N-way model."""
 
     def __init__(self, routers: dict[str, Any], weak: Any, strong: Any, models: ServedModels, args: IngressArgs,
-                 metrics: ServingMetrics, budget: BudgetClient | None = None) -> None:
+                 metrics: ServingMetrics, budget: BudgetClient | None = None, nway: NWayRouting | None = None,
+                 nway_backends: dict[str, Any] | None = None) -> None:
         self.routers = dict(routers)
         self.weak = weak
         self.strong = strong
+        self.nway = nway
+        self.nway_backends = dict(nway_backends or {})
         self.models = models
         self.fallback = models.fallback
         self.on_router_error = args.on_router_error
@@ -94,10 +104,12 @@ class ChatService:
         handle = self.strong if route == "strong" else self.weak
         return await asyncio.wait_for(_await(handle.chat.remote(payload)), self.backend_timeout_s)
 
-    def _learn(self, request_id: str | None, req: ChatCompletionRequest, decision: RouteDecision, model: str,
+    def _learn(self, request_id: str | None, req: ChatCompletionRequest, decision: Decision, model: str,
                fallback: str | None, answer: dict[str, Any] | None) -> None:
-        """Hand a routed answer to learning (collection, feedback, shadow); never raises."""
-        if self.learning is None or request_id is None or decision.router == "none" or fallback or decision.fallback:
+        """Hand a routed answer to learning (collection, feedback, shadow); never raises. Two-model
+        decisions only: labels compare the strong and the weak answer."""
+        if (self.learning is None or request_id is None or isinstance(decision, NWayDecision)
+                or decision.router == "none" or fallback or decision.fallback):
             return
         try:
             self.learning.after_answer(request_id, routing_text(req.routing_messages()), req.body(), decision.router,
@@ -110,15 +122,31 @@ class ChatService:
     def select(self, model: str) -> ModelSelection:
         if model == "router":  # bare 'router': the default router at its default threshold
             return ModelSelection(router=self.models.default_router)
-        sel = parse_model_name(model, direct_models=(self.models.strong, self.models.weak))
-        if sel.routed and sel.router not in self.routers:
+        nway_routers = tuple(self.nway.routers) if self.nway is not None else ()
+        nway_models = tuple(self.nway.models) if self.nway is not None else ()
+        sel = parse_model_name(model, direct_models=(self.models.strong, self.models.weak, *nway_models))
+        if sel.routed and sel.router not in self.routers and sel.router not in nway_routers:
             raise UnknownRouterError(
                 f"unknown router {sel.router!r} in model {model!r}; this server has: "
-                + ", ".join(f"{ROUTER_PREFIX}{a}" for a in self.routers)
+                + ", ".join(f"{ROUTER_PREFIX}{a}" for a in (*self.routers, *nway_routers))
             )
+        two_model_spec = sel.threshold is not None or sel.strong_fraction is not None or sel.usd_per_hour is not None
+        if sel.router in nway_routers and two_model_spec:
+            raise ModelNameError(
+                f"router {sel.router!r} in model {model!r} routes among N models by quality and price: name it "
+                f"'router-{sel.router}-cost<λ>' (λ >= 0, e.g. 'router-{sel.router}-cost0.2') or 'router-{sel.router}'",
+                param="model")
+        if sel.cost_weight is not None and sel.router not in nway_routers:
+            raise ModelNameError(
+                f"'cost<λ>' in model {model!r} is for N-way routers ({', '.join(nway_routers) or 'none configured'}); "
+                f"router {sel.router!r} takes a threshold, e.g. 'router-{sel.router}-0.5'", param="model")
         if sel.usd_per_hour is not None and self.budget is None:
             raise budget_off_error(model)
         return sel
+
+    def is_nway(self, sel: ModelSelection) -> bool:
+        """Whether ``sel`` names an N-way router or an N-way model."""
+        return self.nway is not None and (sel.router in self.nway.routers or sel.direct_model in self.nway.models)
 
     def _model_of(self, route: Route) -> str:
         return self.models.strong if route == "strong" else self.models.weak
@@ -171,8 +199,40 @@ class ChatService:
                              p_strong=verdict.p_strong, threshold=verdict.threshold,
                              strong_fraction=sel.strong_fraction, tenant=tenant, **extra)
 
+    async def decide_nway(self, sel: ModelSelection, text: str, prompt_tokens: int, completion_tokens: int | None,
+                          tenant: str | None = None, model: str = "") -> NWayDecision:
+        """The ranking of one request among the N-way router's models (``deployments.nway``). A
+        tenant over its daily cap gets the cheapest first (or 429, by its policy)."""
+        nway = self.nway
+        cap = self.budget.cap(tenant) if self.budget is not None and tenant is not None else None  # may raise 429
+        if sel.direct_model is not None:
+            return NWayDecision(router="none", routed_model=sel.direct_model, tenant=tenant)
+        knob = nway.knob(sel.router, sel.cost_weight, model)
+        t0 = time.perf_counter()
+        try:
+            decision = nway.decide(sel.router, knob, text, prompt_tokens, completion_tokens, tenant)
+        except (InvalidRequestError, ConfigError):
+            raise
+        except Exception as exc:  # an in-process router has no replica to fall back from: say so
+            log.warning("N-way router %r failed: %s: %s", sel.router, type(exc).__name__, exc)
+            raise BackendUnavailableError(f"router {sel.router!r} is unavailable ({type(exc).__name__})") from None
+        if cap == "weak":  # a spent daily cap: cheapest first, whatever the predicted quality
+            cheapest = sorted(decision.candidates, key=lambda c: c.estimated_cost_usd)
+            decision = decision.model_copy(update={"candidates": cheapest, "routed_model": cheapest[0].model,
+                                                   "budget_cap": "cheapest"})
+        self.metrics.record_nway_choice(sel.router, decision.routed_model, time.perf_counter() - t0)
+        return decision
+
+    async def _decide_nway_chat(self, sel: ModelSelection, req: ChatCompletionRequest,
+                                tenant: str | None) -> NWayDecision:
+        prompt = "\n".join(m.text() for m in req.messages)  # billed: every message, not only the routed text
+        return await self.decide_nway(sel, routing_text(req.routing_messages()), estimate_tokens(prompt),
+                                      req.max_completion_tokens or req.max_tokens, tenant, req.model)
+
     @staticmethod
-    def headers(decision: RouteDecision, used_model: str, fallback: str | None) -> dict[str, str]:
+    def headers(decision: Decision, used_model: str, fallback: str | None) -> dict[str, str]:
+        if isinstance(decision, NWayDecision):
+            return ChatService._nway_headers(decision, used_model, fallback)
         h = {"x-routed-model": used_model, "x-router": decision.router}
         if decision.p_strong is not None:
             h["x-router-p-strong"] = f"{decision.p_strong:.6g}"
@@ -187,6 +247,22 @@ class ChatService:
             h["x-rayroute-budget-target"] = decision.budget_target
             if decision.budget_share is not None and decision.budget_share == decision.budget_share:
                 h["x-rayroute-budget-share"] = f"{decision.budget_share:.6g}"
+        if decision.budget_cap:
+            h["x-rayroute-budget-cap"] = decision.budget_cap
+        if decision.tenant:
+            h["x-rayroute-tenant"] = decision.tenant
+        return h
+
+    @staticmethod
+    def _nway_headers(decision: NWayDecision, used_model: str, fallback: str | None) -> dict[str, str]:
+        h = {"x-routed-model": used_model, "x-router": decision.router}
+        quality = decision.quality_of(used_model)
+        if quality is not None:  # the predicted quality of the model that answered
+            h["x-router-quality"] = f"{quality:.6g}"
+        if decision.cost_weight is not None:
+            h["x-router-cost-weight"] = f"{decision.cost_weight:.6g}"
+        if fallback:
+            h["x-rayroute-fallback"] = fallback
         if decision.budget_cap:
             h["x-rayroute-budget-cap"] = decision.budget_cap
         if decision.tenant:
@@ -248,14 +324,26 @@ class ChatService:
                 f"the strong model {self.models.strong!r} is not configured: no API key in "
                 f"${self._strong_info.get('api_key_env', '?')}", code="strong_model_no_api_key")
 
-    def _fallback_allowed(self, route: Route, exc: BaseException, weak_ok: bool) -> bool:
+    def _chain(self, route: Route, weak_ok: bool) -> list[str]:
+        """The two-model fallback order: the routed model, then the weak one if the strong one fails,
+        when the policy allows and the weak model can serve the request (``weak_ok``)."""
+        if route == "strong" and self.fallback == "weak" and weak_ok:
+            return [self.models.strong, self.models.weak]
+        return [self._model_of(route)]
+
+    @staticmethod
+    def _may_fall_back(exc: BaseException) -> bool:
+        """A failure the next model may answer instead: the provider failed (after its retries), or
+        the replica itself died / timed out. The request's own fault (a 400) is not."""
         cause = unwrap(exc)
-        if route != "strong" or self.fallback != "weak" or not weak_ok:
-            return False
-        if isinstance(cause, UpstreamError):
-            return True
-        # the strong replica itself died / timed out: the provider is unusable either way
-        return not isinstance(cause, ServingError)
+        return isinstance(cause, UpstreamError) or not isinstance(cause, ServingError)
+
+    def _handle(self, model: str) -> Any:
+        if model == self.models.strong:
+            return self.strong
+        if model == self.models.weak:
+            return self.weak
+        return self.nway_backends[model]
 
     @staticmethod
     def _backend_error(exc: BaseException, model: str) -> BaseException:
@@ -266,38 +354,37 @@ class ChatService:
             return BackendUnavailableError(f"the model {model!r} did not answer in time")
         return BackendUnavailableError(f"the model {model!r} is unavailable ({type(cause).__name__}); retry")
 
-    def _record_fallback(self, exc: BaseException, from_model: str) -> str:
+    def _record_fallback(self, exc: BaseException, from_model: str, to_model: str) -> str:
         cause = unwrap(exc)
         reason = getattr(cause, "code", None) or type(cause).__name__
-        log.warning("strong model %s failed (%s); falling back to the weak model %s",
-                    from_model, reason, self.models.weak)
-        self.metrics.record_fallback(reason, from_model, self.models.weak)
-        return f"strong_failed:{reason}"
+        log.warning("model %s failed (%s); falling back to %s", from_model, reason, to_model)
+        self.metrics.record_fallback(reason, from_model, to_model)
+        # the two-model strong model keeps its historical label "strong"
+        return f"{'strong' if from_model == self.models.strong else from_model}_failed:{reason}"
 
-    async def _call(self, route: Route, call: Callable[[Any, str], Awaitable[_T]],
+    async def _call(self, route: Route | list[str], call: Callable[[Any, str], Awaitable[_T]],
                     weak_ok: bool = True) -> tuple[_T, str, str | None]:
-        """``call(handle, model_name)`` on the routed model; if the strong model fails and the policy
-        allows (and the weak model can serve the request: ``weak_ok``), once more on the weak one.
-        Returns (result, model used, fallback reason or None). The one fallback path of plain and
-        streaming calls alike."""
-        model = self._model_of(route)
-        try:
-            if route == "strong":
-                await self._check_strong_configured()
-            return await call(self.strong if route == "strong" else self.weak, model), model, None
-        except StopAsyncIteration:
-            raise BackendUnavailableError(f"the model {model!r} returned an empty stream") from None
-        except Exception as exc:
-            if not self._fallback_allowed(route, exc, weak_ok):
-                raise self._backend_error(exc, model) from None
-            fallback = self._record_fallback(exc, model)
-        model = self.models.weak
-        try:
-            return await call(self.weak, model), model, fallback
-        except Exception as exc:
-            raise self._backend_error(exc, model) from None
+        """``call(handle, model_name)`` on the first model of the chain, and on the next one each time
+        a model fails in a way another may answer (``_may_fall_back``). ``route``: a two-model route
+        (the chain is ``_chain(route, weak_ok)``: the strong model's policy) or an N-way ranking's
+        chain (``NWayDecision.chain``). Returns (result, model used, fallback reasons joined by ',' or
+        None). The one fallback path of plain and streaming calls, two-model and N-way alike."""
+        chain = self._chain(route, weak_ok) if isinstance(route, str) else list(route)
+        hops: list[str] = []
+        for i, model in enumerate(chain):
+            try:
+                if model == self.models.strong:
+                    await self._check_strong_configured()
+                return await call(self._handle(model), model), model, ",".join(hops) or None
+            except StopAsyncIteration:
+                raise BackendUnavailableError(f"the model {model!r} returned an empty stream") from None
+            except Exception as exc:
+                if i + 1 == len(chain) or not self._may_fall_back(exc):
+                    raise self._backend_error(exc, model) from None
+                hops.append(self._record_fallback(exc, model, chain[i + 1]))
+        raise AssertionError("unreachable: an empty chain")
 
-    def _cost(self, model: str, usage: dict[str, Any] | None, decision: RouteDecision) -> None:
+    def _cost(self, model: str, usage: dict[str, Any] | None, decision: Decision) -> None:
         price = self.models.prices_usd_per_1m.get(model)
         if not price or not usage:
             return
@@ -321,20 +408,37 @@ class ChatService:
             decision = self._context_goes_strong(decision, exc)
         return (*await self._call(decision.route, call, weak_ok=False), decision)
 
+    async def _decide_and_call(self, req: ChatCompletionRequest, tenant: str | None,
+                               call: Callable[[Any, str], Awaitable[_T]]) -> tuple[Decision, tuple[_T, str, str | None]]:
+        """The decision of a chat request and ``_call`` on it: an N-way ranking's chain, or the
+        two-model route with the weak model's capabilities."""
+        sel = self.select(req.model)
+        if self.is_nway(sel):
+            nway = await self._decide_nway_chat(sel, req, tenant)
+            return nway, await self._call(nway.chain(self.nway.max_fallbacks), call)
+        decision = self.capable(await self.decide(sel, req.routing_messages(), tenant), req)
+        result, model, fallback, decision = await self._call_capable(decision, req, call)
+        return decision, (result, model, fallback)
+
+    @staticmethod
+    def _route_label(decision: Decision, fallback: str | None) -> str:
+        """The ``route`` label of the request metric: strong/weak (as served), or nway."""
+        if isinstance(decision, NWayDecision):
+            return "nway"
+        return "weak" if fallback else decision.route
+
     async def chat(self, req: ChatCompletionRequest, tenant: str | None = None,
                    request_id: str | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         """A chat completion: (body, headers). ``tenant``: the API key's tenant (budget control);
         ``request_id``: the answer's x-request-id (learning: feedback, label records)."""
-        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages(), tenant), req)
-
         async def complete(handle: Any, model: str) -> dict[str, Any]:
             return await asyncio.wait_for(_await(handle.chat.remote(req.backend_payload(model))),
                                           self.backend_timeout_s)
 
-        result, model, fallback, decision = await self._call_capable(decision, req, complete)
+        decision, (result, model, fallback) = await self._decide_and_call(req, tenant, complete)
         result["model"] = model
         self._cost(model, result.get("usage"), decision)
-        self.metrics.record_request(decision.router, model, "weak" if fallback else decision.route)
+        self.metrics.record_request(decision.router, model, self._route_label(decision, fallback))
         self._learn(request_id, req, decision, model, fallback, result)
         return result, self.headers(decision, model, fallback)
 
@@ -344,15 +448,13 @@ class ChatService:
         """A streamed chat completion: (SSE events ending ``data: [DONE]``, headers). The model is
         chosen, and falls back, before the first chunk; a failure after it ends the stream with an
         error event."""
-        decision = self.capable(await self.decide(self.select(req.model), req.routing_messages(), tenant), req)
-
         async def open_stream(handle: Any, model: str) -> tuple[Any, dict[str, Any]]:
             gen = handle.options(stream=True).chat_stream.remote(req.backend_payload(model))
             first = await asyncio.wait_for(gen.__anext__(), self.backend_timeout_s)
             return gen, first
 
-        (gen, first), used, fallback, decision = await self._call_capable(decision, req, open_stream)
-        self.metrics.record_request(decision.router, used, "weak" if fallback else decision.route)
+        decision, ((gen, first), used, fallback) = await self._decide_and_call(req, tenant, open_stream)
+        self.metrics.record_request(decision.router, used, self._route_label(decision, fallback))
         self._learn(request_id, req, decision, used, fallback, None)  # feedback and shadow; no judged label
 
         async def sse() -> AsyncIterator[str]:
@@ -375,11 +477,15 @@ class ChatService:
 
         return sse(), self.headers(decision, used, fallback)
 
-    async def route(self, req: RouteRequest, tenant: str | None = None) -> RouteDecision:
+    async def route(self, req: RouteRequest, tenant: str | None = None) -> Decision:
         """The decision alone (``POST /v1/route``); a router that failed is an error here, whatever
         ``on_router_error`` says, since no model is called (nor counted towards a budget)."""
         sel = self.select(req.model)
         messages = [m.model_dump(exclude_none=True) for m in req.messages] if req.messages is not None else req.prompt
+        if self.is_nway(sel):
+            prompt = req.prompt if req.messages is None else "\n".join(m.text() for m in req.messages)
+            return await self.decide_nway(sel, routing_text(messages), estimate_tokens(prompt),
+                                          req.max_completion_tokens or req.max_tokens, tenant, req.model)
         decision = await self.decide(sel, messages, tenant, observe=False)
         if decision.p_strong is None and sel.routed:
             raise BackendUnavailableError(f"router {sel.router!r} is unavailable; retry")
@@ -388,4 +494,7 @@ class ChatService:
     def list_models(self) -> dict[str, Any]:
         cards = [ModelCard(id=f"{ROUTER_PREFIX}{a}", kind="router") for a in self.routers]
         cards += [ModelCard(id=self.models.strong, kind="strong"), ModelCard(id=self.models.weak, kind="weak")]
+        if self.nway is not None:
+            cards += [ModelCard(id=f"{ROUTER_PREFIX}{a}", kind="nway_router") for a in self.nway.routers]
+            cards += [ModelCard(id=m, kind="nway_model") for m in self.nway.models]
         return ModelList(data=cards).model_dump()

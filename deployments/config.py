@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,14 @@ def _abs(path: str) -> str:
     """Relative paths in config are relative to the repository root (replicas' cwd varies)."""
     p = Path(path).expanduser()
     return str(p if p.is_absolute() else (REPO_ROOT / p))
+
+
+def _source_path(v: str | None) -> str | None:
+    """A router source: a registry name as is, a path made absolute."""
+    if v is None:
+        return v
+    looks_like_path = "/" in v or v.startswith(".") or v.startswith("~")
+    return _abs(v) if looks_like_path else v
 
 
 class _Strict(BaseModel):
@@ -138,10 +147,7 @@ class RouterConfig(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        looks_like_path = "/" in v or v.startswith(".") or v.startswith("~")
-        return _abs(v) if looks_like_path else v
+        return _source_path(v)
 
 
 class BudgetTargetArgs(_Strict):
@@ -265,7 +271,9 @@ class WeakModelArgs(_Strict):
         return frozenset(missing)
 
 
-class StrongModelArgs(_Strict):
+class RemoteApiArgs(_Strict):
+    """A model behind an OpenAI-compatible API, called by the ``StrongModel`` client (retries, cooldown)."""
+
     base_url: str = Field("https://api.openai.com/v1", description="any OpenAI-compatible API base URL")
     model: str = Field("gpt-4o", description="model name at that API (also the name reported)")
     api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
@@ -274,10 +282,20 @@ class StrongModelArgs(_Strict):
     max_retries: int = Field(2, ge=0, le=10, description="retries on 429/5xx/timeouts/connection errors")
     backoff_initial_s: float = Field(0.5, ge=0, description="first retry delay, doubled each retry")
     backoff_max_s: float = Field(8.0, ge=0, description="retry delay cap (also caps Retry-After)")
-    fallback: Literal["weak", "error"] = Field("weak", description="when the strong model fails: use the weak one, or 502/504")
     cooldown_failures: int = Field(5, ge=0, le=1000,
                                    description="consecutive failed attempts that start a cooldown (0 = never)")
     cooldown_s: float = Field(30.0, ge=0, le=3600, description="seconds the provider is skipped once cooling down")
+
+    def client_args(self) -> dict[str, Any]:
+        """``StrongModel``'s constructor arguments."""
+        return {"base_url": self.base_url, "model": self.model, "api_key_env": self.api_key_env,
+                "request_timeout_s": self.request_timeout_s, "max_retries": self.max_retries,
+                "backoff_initial_s": self.backoff_initial_s, "backoff_max_s": self.backoff_max_s,
+                "cooldown_failures": self.cooldown_failures, "cooldown_s": self.cooldown_s}
+
+
+class StrongModelArgs(RemoteApiArgs):
+    fallback: Literal["weak", "error"] = Field("weak", description="when the strong model fails: use the weak one, or 502/504")
 
 
 class IngressArgs(_Strict):
@@ -393,6 +411,115 @@ class BudgetArgs(_Strict):
         return self
 
 
+# --- N-way routing (docs/nway-routing.md) -------------------------------------------------------
+
+#: characters a served name may use (an OpenAI ``model`` string, also a metric label)
+SERVED_NAME = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,99}$"
+
+
+class NWayModelArgs(_Strict):
+    """One model N-way routers choose among: its served name, its backend (a remote API or a local
+    vLLM model, exactly one) and its price."""
+
+    name: str = Field(pattern=SERVED_NAME, description=(
+        "served name: what a client puts in `model` to call it directly, and what responses report"))
+    router_name: str | None = Field(None, min_length=1, description=(
+        "its name in the N-way routers' vocabulary (the checkpoint's `models`); default: `name`"))
+    remote: RemoteApiArgs | None = Field(None, description=(
+        "an OpenAI-compatible API (the strong model's client: retries, cooldown); `model` is its name there"))
+    local: WeakModelArgs | None = Field(None, description=(
+        "a vLLM model in its own replica (the weak model's deployment); each needs its CPUs or GPU share, "
+        "so keep local ones few and small"))
+    price: PriceArgs = Field(description="$ per 1M prompt / completion tokens: the cost in the selection rule")
+    deployment: DeploymentOptions | None = Field(None, description=(
+        "its replica's options (default: deployments.strong_model for remote, deployments.weak_model for local)"))
+
+    @model_validator(mode="after")
+    def _one_backend(self) -> "NWayModelArgs":
+        if (self.remote is None) == (self.local is None):
+            raise ValueError(f"N-way model {self.name!r} needs exactly one of `remote` (an OpenAI-compatible API) "
+                             "and `local` (a vLLM model)")
+        if self.remote is not None and not {"base_url", "model"} <= self.remote.model_fields_set:
+            raise ValueError(f"N-way model {self.name!r}: remote needs `base_url` and `model` (its name at that "
+                             "API); no default is right for more than one model")
+        if self.router_name is None:
+            self.router_name = self.name
+        if self.local is not None:
+            self.local.served_model_name = self.name  # responses report the served name
+        return self
+
+    def deployment_name(self) -> str:
+        """Its Serve deployment's name (letters, digits, '_')."""
+        return "NWay_" + re.sub(r"[^A-Za-z0-9_]", "_", self.name)
+
+
+class NWayRouterArgs(_Strict):
+    """An N-way router: a quality router checkpoint (``routers.nway``) scored in the ingress."""
+
+    alias: str = Field(pattern=r"^[a-z0-9_]{1,40}$", description="name in 'router-<alias>-cost<λ>'")
+    source: str | None = Field(None, description=(
+        "N-way checkpoint directory or a name under checkpoints/ (default: alias)"))
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="load overrides, e.g. {k: 20} for knn")
+    models: list[str] | None = Field(None, min_length=1, description=(
+        "served names of the nway.models it chooses among (default: all)"))
+    default_cost_weight: float | None = Field(None, ge=0, allow_inf_nan=False, description=(
+        "λ for bare 'router-<alias>' (default: nway.default_cost_weight)"))
+    placement: Literal["ingress"] = Field("ingress", description=(
+        "where it scores: inside the ingress process, inline (no Serve hop). The only placement for "
+        "now: N-way routers are meant to be light (static embeddings, kNN)"))
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str | None) -> str | None:
+        return _source_path(v)
+
+
+class NWayArgs(_Strict):
+    """Routing among N models by predicted quality and price (``routers.nway.selection``)."""
+
+    models: list[NWayModelArgs] = Field(min_length=2, description="the models, each with backend and price")
+    routers: list[NWayRouterArgs] = Field(min_length=1, description="the N-way routers")
+    default_cost_weight: float = Field(0.2, ge=0, allow_inf_nan=False, description=(
+        "λ for bare 'router-<alias>': quality given up per price range (0 = best predicted quality)"))
+    rule: Literal["cost", "within"] = Field("cost", description=(
+        "'cost': highest quality − λ·cost/max cost; 'within': cheapest within τ of the best predicted "
+        "quality, τ being the name's number (then in [0, 1])"))
+    max_fallbacks: int = Field(2, ge=0, le=20, description=(
+        "when the chosen model fails (upstream error, unavailable), try up to this many next candidates"))
+    default_completion_tokens: int = Field(256, ge=1, le=1_000_000, description=(
+        "completion tokens assumed for the cost estimate when a request gives no max_tokens"))
+
+    @model_validator(mode="after")
+    def _check(self) -> "NWayArgs":
+        for what, names in (("nway.models[].name", [m.name for m in self.models]),
+                            ("nway.models[].router_name", [m.router_name for m in self.models]),
+                            ("nway.routers[].alias", [r.alias for r in self.routers]),
+                            ("N-way deployment names", [m.deployment_name() for m in self.models])):
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"{what} must be unique; repeated: {dupes}")
+        served = [m.name for m in self.models]
+        for i, r in enumerate(self.routers):
+            unknown = sorted(set(r.models or ()) - set(served))
+            if unknown:
+                raise ValueError(f"nway.routers[{i}].models ({r.alias!r}) names {unknown}, not in nway.models: {served}")
+            if self.rule == "within" and (r.default_cost_weight or 0) > 1:
+                raise ValueError(f"nway.routers[{i}].default_cost_weight is τ under rule 'within': it must be in [0, 1]")
+        if self.rule == "within" and self.default_cost_weight > 1:
+            raise ValueError("nway.default_cost_weight is τ under rule 'within': it must be in [0, 1]")
+        return self
+
+    def model(self, name: str) -> NWayModelArgs:
+        return next(m for m in self.models if m.name == name)
+
+    def router_models(self, r: NWayRouterArgs) -> list[NWayModelArgs]:
+        """The models router ``r`` chooses among, in configuration order."""
+        return [m for m in self.models if r.models is None or m.name in r.models]
+
+    def weight(self, r: NWayRouterArgs) -> float:
+        return self.default_cost_weight if r.default_cost_weight is None else r.default_cost_weight
+
+
 class AppArgs(_Strict):
     """Everything ``build_app`` needs; serve_config.yaml ``args:`` and Python callers alike."""
 
@@ -409,6 +536,8 @@ class AppArgs(_Strict):
     budget: BudgetArgs = Field(default_factory=BudgetArgs, description="live budget control and tenant caps")
     deployments: DeploymentsArgs = Field(default_factory=DeploymentsArgs, description="Serve deployment options")
     learning: LearningArgs = Field(default_factory=LearningArgs, description="label collection and feedback (off)")
+    nway: NWayArgs | None = Field(None, description=(
+        "routing among N models by predicted quality and price: 'router-<alias>-cost<λ>' (docs/nway-routing.md)"))
 
     @model_validator(mode="after")
     def _check(self) -> "AppArgs":
@@ -425,6 +554,17 @@ class AppArgs(_Strict):
         for i, r in enumerate(self.routers):
             if r.budget is not None and not self.budget.enabled:
                 raise ValueError(f"routers[{i}].budget ({r.alias!r}) needs budget.enabled: true")
+        if self.nway is not None:  # one namespace of model names and router aliases for both kinds
+            two = {self.strong_model.model, self.weak_model.served_model_name, "router"}
+            clash = sorted(two & {m.name for m in self.nway.models})
+            if clash:
+                raise ValueError(f"nway.models names {clash} clash with the strong/weak model names (or 'router')")
+            clash = sorted(set(aliases) & {r.alias for r in self.nway.routers})
+            if clash:
+                raise ValueError(f"nway.routers aliases {clash} clash with routers[].alias; 'router-<alias>' must "
+                                 "name one router")
+            if any(m.name.startswith("router-") for m in self.nway.models):
+                raise ValueError("nway.models names must not start with 'router-' (the routed-name prefix)")
         return self
 
     def check_environment(self, environ: Mapping[str, str] | None = None) -> None:

@@ -39,7 +39,8 @@ def router_version(source: str | None, alias: str) -> str:
 class Ingress:
     """``routers``: alias -> handle of a router deployment. ``local_routers``: alias -> router
     scored in this process (``placement: ingress``), started here so that they load when the
-    ingress starts, not on their first request."""
+    ingress starts, not on their first request; likewise ``nway``'s routers (``NWayRouting``),
+    with ``nway_backends``: N-way model name -> handle."""
 
     def __init__(
         self,
@@ -57,6 +58,8 @@ class Ingress:
         budget: BudgetArgs | None = None,
         router_budgets: dict[str, BudgetTargetArgs | None] | None = None,
         budget_prices: dict[str, tuple[float, float]] | None = None,
+        nway: Any = None,
+        nway_backends: dict[str, Any] | None = None,
     ) -> None:
         local_routers = dict(local_routers or {})
         for router in local_routers.values():
@@ -69,7 +72,10 @@ class Ingress:
         if budget is not None and budget.enabled and budget_state is not None:
             client = BudgetClient(budget_state, budget, router_budgets or {}, budget_prices or {}, self.metrics)
             client.start()  # when Serve builds replicas on a running loop; else at the first controlled request
-        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics, budget=client)
+        if nway is not None:  # deployments.nway.NWayRouting: its routers load here, at start
+            nway.start()
+        self.service = ChatService({**routers, **local_routers}, weak, strong, models, args, self.metrics, budget=client,
+                                   nway=nway, nway_backends=nway_backends)
         tenant_envs = {t.name: t.api_keys_env for t in budget.tenants} if budget is not None else {}
         self.auth = ApiKeyAuth(args.api_keys_env, tenant_envs)
         self.max_body_bytes = args.max_body_bytes

@@ -15,6 +15,9 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_judge_calls_total`` / ``rayroute_judge_failures_total{reason}``
 - ``rayroute_label_spend_usd_total``                estimated $ of the other-model and judge calls
 - ``rayroute_shadow_decisions_total{router, would_route, agree}``  a shadow candidate's decisions
+- ``rayroute_nway_choices_total{router, model}``  an N-way router's first choices (before fallback);
+  its decision latency goes to ``rayroute_router_latency_seconds``; requests, fallbacks and cost per
+  N-way model to the series above (``route="nway"``)
 - ``rayroute_router_version{router, version}``      gauge 1 for the version each router serves
 - ``rayroute_router_reloads_total{router}``         hot reloads (promotions) of a router
 - budget control (``deployments.budget``), per live target (router, tenant or ``-``, target):
@@ -50,6 +53,8 @@ class ServingMetrics:
         self.strong: _Counter[str] = _Counter()
         self.cache_hits: _Counter[str] = _Counter()
         self.capability_routes: _Counter[tuple[str, str]] = _Counter()
+        self.nway_choices: _Counter[tuple[str, str]] = _Counter()
+        self.nway_latency_sum_s: dict[str, float] = {}
         self.latency_sum_s: dict[str, float] = {}
         self.labels: _Counter[str] = _Counter()
         self.label_skips: _Counter[str] = _Counter()
@@ -89,6 +94,9 @@ class ServingMetrics:
             "capability": m.Counter("rayroute_capability_routes_total",
                                     description="Requests sent strong because the weak model lacks a feature",
                                     tag_keys=("router", "feature")),
+            "nway_choices": m.Counter("rayroute_nway_choices_total",
+                                      description="N-way routing decisions by router and chosen model",
+                                      tag_keys=("router", "model")),
             "cost": m.Counter("rayroute_estimated_cost_usd_total", description="Estimated spend in USD",
                               tag_keys=("model",)),
             "errors": m.Counter("rayroute_errors_total", description="Error responses", tag_keys=("status", "code")),
@@ -143,6 +151,14 @@ class ServingMetrics:
         self._emit("strong_fraction", "set", frac, {"router": router})
         if cached:
             self._emit("cache_hits", "inc", 1, {"router": router})
+
+    def record_nway_choice(self, router: str, model: str, latency_s: float) -> None:
+        """An N-way router ranked a request's models and chose ``model`` first."""
+        with self._lock:
+            self.nway_choices[(router, model)] += 1
+            self.nway_latency_sum_s[router] = self.nway_latency_sum_s.get(router, 0.0) + latency_s
+        self._emit("nway_choices", "inc", 1, {"router": router, "model": model})
+        self._emit("latency", "observe", latency_s, {"router": router})
 
     def record_request(self, router: str, routed_model: str, route: str) -> None:
         with self._lock:
@@ -267,6 +283,10 @@ class ServingMetrics:
                 "fallbacks_total": sum(self.fallbacks.values()),
                 "capability_routes": [{"router": r, "feature": f, "count": c}
                                       for (r, f), c in sorted(self.capability_routes.items())],
+                "nway_choices": [{"router": r, "model": m, "count": c}
+                                 for (r, m), c in sorted(self.nway_choices.items())],
+                "nway_latency_mean_s": {r: t / sum(c for (rr, _), c in self.nway_choices.items() if rr == r)
+                                        for r, t in self.nway_latency_sum_s.items()},
                 "estimated_cost_usd": dict(self.cost_usd),
                 "errors": [{"status": s, "code": c, "count": n} for (s, c), n in sorted(self.errors.items())],
                 "learning": {"labels": dict(self.labels), "label_skips": dict(self.label_skips),

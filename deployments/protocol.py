@@ -10,9 +10,16 @@ Model names (what clients put in ``model``), RouteLLM-compatible:
 - ``router-<name>-usd<x>``         e.g. ``router-linear_static-usd40``: hold a spend of ``x`` USD per
   hour (x >= 0) on this name's traffic; needs ``budget.enabled`` (``deployments.budget``). With
   budget control on, ``strong<f>`` is held live too instead of calibrated once;
-- the strong or weak model's own name: skip routing and call that model.
+- ``router-<name>-cost<λ>``      e.g. ``router-knn-cost0.2``: an N-way router (``nway:`` in the
+  config, docs/nway-routing.md) ranks its models by predicted quality − λ · cost / max cost and
+  calls the best, falling back down the ranking; λ >= 0 and finite (0: best predicted quality, large:
+  cheapest). Under the rule ``within`` the number is τ in [0, 1] instead. A bare
+  ``router-<name>`` of an N-way router uses its configured default λ;
+- the strong or weak model's own name, or an N-way model's served name: skip routing and call that model.
 
 Router names never contain ``-`` (they use ``_``, e.g. ``sw_ranking``), so the grammar is unambiguous.
+Which suffixes a router takes depends on its kind: ``cost<λ>`` is for N-way routers only, a
+threshold, ``strong<f>`` and ``usd<x>`` for two-model routers only (``ChatService.select``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from deployments.openai_schema import check_chat_request
 ROUTER_PREFIX = "router-"
 STRONG_FRACTION_PREFIX = "strong"
 USD_PER_HOUR_PREFIX = "usd"
+COST_WEIGHT_PREFIX = "cost"
 #: longest accepted model string
 MAX_MODEL_NAME = 200
 
@@ -45,6 +53,7 @@ class ModelSelection:
     threshold: float | None = None
     strong_fraction: float | None = None
     usd_per_hour: float | None = None
+    cost_weight: float | None = None  # λ of an N-way router (``cost<λ>``)
     direct_model: str | None = None
 
     @property
@@ -81,7 +90,20 @@ def _parse_usd(text: str, model: str, name: str) -> float:
     return value
 
 
-_EXPONENT_SPEC = re.compile(r"(strong|usd)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
+def _parse_cost_weight(text: str, model: str, name: str) -> float:
+    example = f"router-{name}-cost0.2"
+    try:
+        value = float(text)
+    except ValueError:
+        raise ModelNameError(f"cost weight λ {text!r} in model {model!r} is not a number; use e.g. {example!r}",
+                             param="model") from None
+    if not math.isfinite(value) or value < 0:
+        raise ThresholdError(f"cost weight λ {text!r} in model {model!r} must be a finite number >= 0, "
+                             f"e.g. {example!r}", param="model")
+    return value
+
+
+_EXPONENT_SPEC = re.compile(r"(strong|usd|cost)?[0-9]*\.?[0-9]+[eE]-[0-9]+")
 
 
 def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSelection:
@@ -106,10 +128,14 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
     if spec.startswith(USD_PER_HOUR_PREFIX + "-"):
         raise ThresholdError(f"USD per hour {spec[len(USD_PER_HOUR_PREFIX):]!r} in model {model!r} must be >= 0, "
                              f"e.g. 'router-{name}-usd40'", param="model")
+    if spec.startswith(COST_WEIGHT_PREFIX + "-"):
+        raise ThresholdError(f"cost weight λ {spec[len(COST_WEIGHT_PREFIX):]!r} in model {model!r} must be a finite "
+                             f"number >= 0, e.g. 'router-{name}-cost0.2'", param="model")
     if not name or (dash and (not spec or ("-" in spec and not _EXPONENT_SPEC.fullmatch(spec)))):
         raise ModelNameError(
             f"model {model!r} is malformed; expected 'router-<name>', 'router-<name>-<threshold>' "
-            "'router-<name>-strong<fraction>' or 'router-<name>-usd<per hour>' (router names use '_', never '-')",
+            "'router-<name>-strong<fraction>', 'router-<name>-usd<per hour>' or 'router-<name>-cost<λ>' "
+            "(router names use '_', never '-')",
             param="model",
         )
     name = parts[0]
@@ -122,6 +148,8 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
         return ModelSelection(router=name, strong_fraction=frac)
     if spec.startswith(USD_PER_HOUR_PREFIX):
         return ModelSelection(router=name, usd_per_hour=_parse_usd(spec[len(USD_PER_HOUR_PREFIX):], model, name))
+    if spec.startswith(COST_WEIGHT_PREFIX):
+        return ModelSelection(router=name, cost_weight=_parse_cost_weight(spec[len(COST_WEIGHT_PREFIX):], model, name))
     thr = _parse_unit_interval(spec, "threshold", model, f"router-{name}-0.5")
     return ModelSelection(router=name, threshold=thr)
 
@@ -244,6 +272,9 @@ class RouteRequest(BaseModel):
     model: str = Field(min_length=1, max_length=MAX_MODEL_NAME)
     messages: list[ChatMessage] | None = Field(default=None, min_length=1, max_length=1000)
     prompt: str | None = None
+    #: N-way routers' cost estimate: completion tokens as the chat request would cap them
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _one_input(self) -> "RouteRequest":
@@ -322,12 +353,48 @@ class RouteDecision(BaseModel):
     capability: str | None = Field(None, exclude=True)
 
 
+class NWayCandidate(BaseModel):
+    """One model of an N-way ranking (``routers.nway.selection.Candidate``), as ``/v1/route`` reports it."""
+
+    model: str                 # served name
+    quality: float             # predicted quality in [0, 1]
+    estimated_cost_usd: float  # this request on this model, from the estimated tokens and its price
+    relative_cost: float       # cost / the priciest candidate's
+    score: float               # quality − λ · relative_cost (rule "cost"); quality (rule "within")
+
+
+class NWayDecision(BaseModel):
+    """An N-way routing decision: the body of ``POST /v1/route`` for an N-way name and the source of
+    a chat completion's ``x-router*`` headers. ``candidates`` best first is the fallback order."""
+
+    router: str  # "none" when the request named an N-way model directly
+    routed_model: str
+    rule: Literal["cost", "within"] = "cost"
+    cost_weight: float | None = None  # λ (τ under rule "within")
+    prompt_tokens: int | None = None  # the estimate the costs use
+    completion_tokens: int | None = None
+    candidates: list[NWayCandidate] = Field(default_factory=list)
+    tenant: str | None = Field(None, exclude=True)
+    budget_key: str | None = Field(None, exclude=True)  # no live target holds an N-way name
+    #: a tenant's spent daily cap put the cheapest candidates first
+    budget_cap: str | None = Field(None, exclude=True)
+
+    def chain(self, max_fallbacks: int) -> list[str]:
+        """The models to try, in order: the chosen one and up to ``max_fallbacks`` next ones."""
+        if not self.candidates:
+            return [self.routed_model]
+        return [c.model for c in self.candidates[: 1 + max_fallbacks]]
+
+    def quality_of(self, model: str) -> float | None:
+        return next((c.quality for c in self.candidates if c.model == model), None)
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int = 0
     owned_by: str = "rayroute"
-    kind: Literal["router", "strong", "weak"] = "router"
+    kind: Literal["router", "strong", "weak", "nway_router", "nway_model"] = "router"
 
 
 class ModelList(BaseModel):

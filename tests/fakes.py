@@ -130,3 +130,113 @@ class FakeJudgeClient:
         from types import SimpleNamespace
 
         self.chat = SimpleNamespace(completions=_Completions())
+
+
+# --- N-way routing: four models, a kNN checkpoint whose choice is unambiguous, fake backends ---------
+
+#: served names, cheapest first
+NWAY_MODELS = ["m-cheap", "m-small", "m-mid", "m-big"]
+#: $ per 1M tokens, prompt and completion alike, so relative costs are 0.005, 0.05, 0.25 and 1
+NWAY_PRICES = [0.1, 1.0, 5.0, 20.0]
+#: outcomes on hard prompts (easy ones: 1.0 for every model). On a hard prompt the rule picks
+#: m-big at λ = 0, m-mid at λ = 0.2 (0.9 − 0.05 > 1 − 0.2) and m-cheap at λ = 10.
+NWAY_HARD_QUALITY = [0.1, 0.3, 0.9, 1.0]
+NWAY_HARD_PROMPT = "prove the integral theorem"
+NWAY_EASY_PROMPT = "hello weather joke"
+NWAY_EXPECTED = {0.0: "m-big", 0.2: "m-mid", 10.0: "m-cheap"}
+
+
+def nway_training(n: int = 80, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """(prompts, outcomes (n, 4)): hard prompts (three hard words) with ``NWAY_HARD_QUALITY``,
+    easy ones (three easy words) where every model is right. No filler words, so a hard prompt's
+    nearest neighbours are hard prompts."""
+    rng = np.random.default_rng(seed)
+    prompts, rows = [], []
+    for i in range(n):
+        hard = i % 2 == 0
+        prompts.append(" ".join(rng.choice(HARD_WORDS if hard else EASY_WORDS, size=3, replace=False)))
+        rows.append(NWAY_HARD_QUALITY if hard else [1.0] * len(NWAY_MODELS))
+    return prompts, np.array(rows, dtype=np.float64)
+
+
+def nway_knn_checkpoint(path, k: int = 5):
+    """A kNN quality router over ``NWAY_MODELS`` fitted on ``nway_training`` with the hash-64
+    embedder, saved to ``path`` (a replica rebuilds the embedder from its name)."""
+    from routers.nway.knn import KNNQualityRouter
+
+    prompts, outcomes = nway_training()
+    return KNNQualityRouter.fit(prompts, outcomes, NWAY_MODELS, HashEmbedder(64), k=k).save(path)
+
+
+def chat_completion(model: str, text: str, prompt_tokens: int = 3, completion_tokens: int = 2) -> dict:
+    return {"id": "c", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                      "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def chat_chunk(model: str, text: str) -> dict:
+    return {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {"content": text}}]}
+
+
+class FakeModel:
+    """A model replica's methods (``chat``, ``chat_stream``, ``info``) answering "<name> answer";
+    ``error`` (an exception) makes every call raise it. ``calls`` counts calls."""
+
+    def __init__(self, name: str, error: BaseException | None = None) -> None:
+        self.name, self.error, self.calls = name, error, 0
+
+    def info(self) -> dict:
+        return {"configured": True, "api_key_env": "SOME_KEY"}
+
+    async def chat(self, req: dict) -> dict:
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        return chat_completion(self.name, f"{self.name} answer")
+
+    async def chat_stream(self, req: dict):
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        for t in (self.name, " answer"):
+            yield chat_chunk(self.name, t)
+
+
+class FakeHandle:
+    """Serve's handle call shape over a plain object: ``h.method.remote(...)`` is awaitable and
+    ``h.options(stream=True).method.remote(...)`` async-iterable."""
+
+    def __init__(self, obj, stream: bool = False) -> None:
+        self._obj, self._stream = obj, stream
+
+    def options(self, stream: bool = False) -> "FakeHandle":
+        return FakeHandle(self._obj, stream)
+
+    def __getattr__(self, name):
+        method = getattr(self._obj, name)
+        stream = self._stream
+
+        class _Method:
+            @staticmethod
+            def remote(*a, **k):
+                return method(*a, **k) if stream else _Awaitable(method(*a, **k))
+
+        return _Method()
+
+
+class _Awaitable:
+    def __init__(self, value) -> None:
+        self._value = value
+
+    def __await__(self):
+        import asyncio
+
+        if asyncio.iscoroutine(self._value):
+            return self._value.__await__()
+
+        async def done():
+            return self._value
+
+        return done().__await__()

@@ -1,0 +1,164 @@
+"""N-way routing in the ingress: predicted quality per model (a ``routers.nway`` QualityRouter,
+scored in process), the request's estimated cost per model, and the ranking by the one selection
+rule (``routers.nway.selection.rank``). Calling the ranked models, with fallback down the ranking,
+is ``ChatService._call``'s, the same path as the two-model strong -> weak fallback.
+
+Costs are estimates made before the call: prompt tokens from the request's text (about 4
+characters a token, as ``bench.fake_openai`` and the budget's priors assume), completion tokens from
+``max_completion_tokens`` / ``max_tokens`` or ``nway.default_completion_tokens``. Only their ratios
+matter to the rule (``relative_cost``); the dollars are reported by ``/v1/route``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from routers.errors import ConfigError
+from routers.nway.selection import Rule, rank, validate_knob
+
+from deployments.errors import ThresholdError
+from deployments.protocol import NWayCandidate, NWayDecision
+
+log = logging.getLogger("ray.serve")
+
+#: characters per token of the prompt-token estimate
+CHARS_PER_TOKEN = 4
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of ``text``, estimated (about 4 characters a token; at least 1)."""
+    return max(1, math.ceil(len(text) / CHARS_PER_TOKEN))
+
+
+@dataclass(frozen=True)
+class NWayModel:
+    """A model N-way routers choose among: served name, name in the routers' vocabulary, price."""
+
+    name: str
+    router_name: str
+    usd_per_1m: tuple[float, float]  # (prompt, completion) $ per 1M tokens
+
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens * self.usd_per_1m[0] + completion_tokens * self.usd_per_1m[1]) / 1e6
+
+
+def _no_prompt_cache(router: Any) -> None:
+    """Serving never writes prompts to disk: an embedder built lazily from a checkpoint's name gets
+    the uncached variant (training's default caches (model, text) pairs on disk)."""
+    from deployments.router_replica import _no_prompt_cache as uncached
+
+    for part in (router, getattr(router, "_embed", None)):  # kNN keeps its embedder in ``_embed``
+        if part is not None:
+            uncached(part)
+
+
+class InProcessQualityRouter:
+    """One N-way router scored inside the ingress. Built light (pickled into the ingress's init
+    args); ``start()`` loads the checkpoint, checks that its vocabulary has every configured model
+    (UnknownModelError listing the known ones) and warms the embedder up."""
+
+    def __init__(self, alias: str, source: str, kwargs: dict[str, Any], models: Sequence[NWayModel],
+                 default_weight: float) -> None:
+        self.alias = alias
+        self.source = source
+        self.kwargs = dict(kwargs)
+        self.models = list(models)
+        self.default_weight = float(default_weight)
+        self._router: Any = None
+        self._columns: list[int] = []
+
+    def start(self) -> "InProcessQualityRouter":
+        if self._router is None:
+            from routers.nway.registry import load_quality_router
+
+            t0 = time.perf_counter()
+            router = load_quality_router(self.source, **self.kwargs)
+            self._columns = router.columns([m.router_name for m in self.models])  # raises on an unknown model
+            _no_prompt_cache(router)
+            router.predict([f"warm-up {time.time_ns()}"])  # load the embedder now, not on the first request
+            self._router = router
+            log.info("N-way router %r loaded from %r in %.2fs: %s", self.alias, self.source,
+                     time.perf_counter() - t0, router.describe())
+        return self
+
+    def quality(self, text: str) -> np.ndarray:
+        """Predicted quality of each of ``models`` on ``text``, in their order."""
+        return self.start()._router.predict([text])[0, self._columns]
+
+    def describe(self) -> dict[str, Any]:
+        info = self._router.describe() if self._router is not None else {}
+        return {"alias": self.alias, "source": self.source, "models": [m.name for m in self.models],
+                "default_cost_weight": self.default_weight, "router": info}
+
+    def __getstate__(self) -> dict[str, Any]:  # never ship a loaded router across processes
+        return {k: v for k, v in self.__dict__.items() if k not in ("_router", "_columns")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._router, self._columns = None, []
+
+
+class NWayRouting:
+    """The N-way routers and models of the app (``nway:``), and the decision of one request."""
+
+    def __init__(self, routers: dict[str, InProcessQualityRouter], models: dict[str, NWayModel],
+                 rule: Rule = "cost", max_fallbacks: int = 2, default_completion_tokens: int = 256) -> None:
+        self.routers = dict(routers)
+        self.models = dict(models)
+        self.rule = rule
+        self.max_fallbacks = int(max_fallbacks)
+        self.default_completion_tokens = int(default_completion_tokens)
+
+    @classmethod
+    def from_args(cls, args: Any) -> "NWayRouting":
+        """From ``deployments.config.NWayArgs``."""
+        models = {m.name: NWayModel(m.name, m.router_name, (m.price.input_usd_per_1m_tokens,
+                                                              m.price.output_usd_per_1m_tokens))
+                  for m in args.models}
+        routers = {r.alias: InProcessQualityRouter(r.alias, r.source or r.alias, r.kwargs,
+                                                   [models[m.name] for m in args.router_models(r)], args.weight(r))
+                   for r in args.routers}
+        return cls(routers, models, args.rule, args.max_fallbacks, args.default_completion_tokens)
+
+    def start(self) -> "NWayRouting":
+        for router in self.routers.values():
+            router.start()
+        return self
+
+    def prices_usd_per_1m(self) -> dict[str, tuple[float, float]]:
+        return {name: m.usd_per_1m for name, m in self.models.items()}
+
+    def knob(self, alias: str, given: float | None, model: str) -> float:
+        """λ (τ under rule ``within``) of a request: the name's, else the router's default; a value
+        the rule refuses is a 400 naming it and an example."""
+        value = self.routers[alias].default_weight if given is None else given
+        try:
+            return validate_knob(value, self.rule)
+        except ConfigError as exc:
+            raise ThresholdError(f"{exc} in model {model!r}; e.g. 'router-{alias}-cost0.2'", param="model") from None
+
+    def decide(self, alias: str, knob: float, routing_text: str, prompt_tokens: int,
+               completion_tokens: int | None, tenant: str | None = None) -> NWayDecision:
+        """Rank the router's models for one request (``routers.nway.selection.rank``); the first is
+        the one to call, the rest the fallback order."""
+        router = self.routers[alias]
+        completion = completion_tokens or self.default_completion_tokens
+        quality = router.quality(routing_text)
+        cost = [m.cost_usd(prompt_tokens, completion) for m in router.models]
+        ranked = rank([m.name for m in router.models], quality, cost, knob, self.rule)
+        candidates = [NWayCandidate(model=c.model, quality=c.quality, estimated_cost_usd=c.cost,
+                                    relative_cost=c.relative_cost, score=c.score) for c in ranked]
+        return NWayDecision(router=alias, routed_model=candidates[0].model, rule=self.rule, cost_weight=knob,
+                            prompt_tokens=prompt_tokens, completion_tokens=completion, candidates=candidates,
+                            tenant=tenant)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rule": self.rule, "max_fallbacks": self.max_fallbacks,
+                "routers": {a: r.describe() for a, r in self.routers.items()}}

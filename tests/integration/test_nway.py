@@ -1,0 +1,158 @@
+"""N-way routing on real Ray Serve (CPU), over real HTTP, with the official ``openai`` client: four
+OpenAI-compatible fake backends (``bench.fake_openai``) at different prices, each behind its own
+StrongModel replica, and a real kNN checkpoint (hash-64 embedder, synthetic outcomes that make the
+choice unambiguous: ``tests.fakes.NWAY_EXPECTED``) scored in the ingress.
+
+One Ray cluster + one Serve app for the module; no vLLM (the two-model pair is two more fakes), so
+it boots in well under a minute. Ray is stopped in ``finally`` even when start-up fails.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import openai
+import pytest
+
+from bench.fake_openai import FakeOpenAI
+from tests.fakes import NWAY_EXPECTED, NWAY_HARD_PROMPT, NWAY_MODELS, NWAY_PRICES, nway_knn_checkpoint
+from tests.integration.app_harness import booted_app
+
+INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
+BACKEND_KEY = "sk-fake-" + secrets.token_hex(8)
+START_TIMEOUT_S = 240
+MSG = [{"role": "user", "content": NWAY_HARD_PROMPT}]
+
+
+class SwitchableFake(FakeOpenAI):
+    """A fake backend that answers ``fail_status`` (an HTTP error) while it is set."""
+
+    fail_status: int | None = None
+
+    def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if self.fail_status is not None:
+            return self.fail_status, {"error": {"message": "overloaded", "type": "server_error", "code": None}}
+        return super().reply(body)
+
+
+@pytest.fixture(scope="module")
+def backends():
+    servers = {name: SwitchableFake(name, completion_tokens=8).start() for name in [*NWAY_MODELS, "fake-strong",
+                                                                                   "fake-weak"]}
+    try:
+        yield servers
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, backends):
+    checkpoint = nway_knn_checkpoint(tmp_path_factory.mktemp("nway") / "nway_knn")
+
+    def remote(name: str) -> dict[str, Any]:
+        # no retries and no cooldown: a failure reaches the fallback path at once, every time
+        return {"base_url": backends[name].base_url, "model": name, "api_key_env": "RR_NWAY_KEY",
+                "request_timeout_s": 5, "max_retries": 0, "cooldown_failures": 0}
+
+    small = {"ray_actor_options": {"num_cpus": 0.05}}
+    args = {
+        "routers": [{"alias": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
+        "weak_model": {"api_base_url": backends["fake-weak"].base_url, "model": "fake-weak",
+                       "served_model_name": "fake-weak", "api_key_env": "RR_NWAY_KEY"},
+        "strong_model": {**remote("fake-strong"), "fallback": "weak"},
+        "ingress": {"api_keys_env": "RR_TEST_KEYS", "backend_timeout_s": 20},
+        "nway": {
+            "models": [{"name": n, "remote": remote(n),
+                        "price": {"input_usd_per_1m_tokens": p, "output_usd_per_1m_tokens": p}}
+                       for n, p in zip(NWAY_MODELS, NWAY_PRICES)],
+            "routers": [{"alias": "knn", "source": str(checkpoint)}],
+            "default_cost_weight": 0.2, "max_fallbacks": 2,
+        },
+        "deployments": {"ingress": {"ray_actor_options": {"num_cpus": 0.1}}, "weak_model": small,
+                        "strong_model": small},  # strong_model's options apply to each remote N-way model
+    }
+    env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
+    with booted_app(args, env, START_TIMEOUT_S) as url:
+        yield url
+
+
+def _raw(client, **kwargs):
+    raw = client.chat.completions.with_raw_response.create(**kwargs)
+    return raw, raw.parse()
+
+
+def test_models_lists_the_nway_router_and_models(client):
+    ids = {m.id for m in client.models.list().data}
+    assert ids == {"router-random", "fake-strong", "fake-weak", "router-knn", *NWAY_MODELS}
+
+
+@pytest.mark.parametrize("weight", sorted(NWAY_EXPECTED))
+def test_routing_follows_the_rule(client, backends, weight):
+    expected = NWAY_EXPECTED[weight]
+    before = {n: backends[n].calls for n in NWAY_MODELS}
+    raw, resp = _raw(client, model=f"router-knn-cost{weight:g}", messages=MSG, max_tokens=8)
+    assert resp.model == expected and raw.headers["x-routed-model"] == expected
+    assert raw.headers["x-router"] == "knn" and "x-rayroute-fallback" not in raw.headers
+    assert 0 <= float(raw.headers["x-router-quality"]) <= 1
+    assert resp.choices[0].message.content == f"{expected} answers"  # the backend's own reply
+    assert {n: backends[n].calls - before[n] for n in NWAY_MODELS} == {n: int(n == expected) for n in NWAY_MODELS}
+
+
+def test_route_returns_the_ranked_candidates(http):
+    body = http.post("/v1/route", json={"model": "router-knn", "messages": MSG, "max_tokens": 50}).json()
+    assert body["routed_model"] == "m-mid" and body["cost_weight"] == 0.2  # the configured default λ
+    assert [c["model"] for c in body["candidates"]] == ["m-mid", "m-big", "m-small", "m-cheap"]
+    costs = {c["model"]: c["estimated_cost_usd"] for c in body["candidates"]}
+    assert costs["m-big"] == pytest.approx((body["prompt_tokens"] + 50) * 20.0 / 1e6)
+    assert [c["relative_cost"] for c in body["candidates"]] == pytest.approx([0.25, 1.0, 0.05, 0.005])
+    assert body["candidates"][0]["score"] == pytest.approx(0.9 - 0.2 * 0.25, abs=1e-6)
+
+
+def test_a_failing_backend_falls_back_to_the_next_candidate(client, http, backends):
+    backends["m-mid"].fail_status = 503
+    try:
+        raw, resp = _raw(client, model="router-knn-cost0.2", messages=MSG, max_tokens=8)
+    finally:
+        backends["m-mid"].fail_status = None
+    assert resp.model == "m-big" and raw.headers["x-routed-model"] == "m-big"
+    assert raw.headers["x-rayroute-fallback"] == "m-mid_failed:upstream_http_503"
+    stats = http.get("/v1/stats").json()
+    assert {"reason": "upstream_http_503", "from_model": "m-mid", "to_model": "m-big", "count": 1} in stats["fallbacks"]
+    assert any(c["router"] == "knn" and c["model"] == "m-mid" for c in stats["nway_choices"])
+    assert stats["estimated_cost_usd"]["m-big"] > 0
+
+
+def test_bad_cost_weight_is_400_naming_it(client):
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="router-knn-cost-1", messages=MSG)
+    assert "'-1'" in exc.value.message and "router-knn-cost0.2" in exc.value.message
+
+
+def test_an_nway_model_by_name_and_the_two_model_app_alongside(client):
+    raw, resp = _raw(client, model="m-small", messages=MSG, max_tokens=4)
+    assert resp.model == "m-small" and raw.headers["x-router"] == "none"
+    raw, resp = _raw(client, model="router-random-0", messages=MSG, max_tokens=4)
+    assert resp.model == "fake-strong" and raw.headers["x-routed-model"] == "fake-strong"
+
+
+def test_the_ingress_scores_on_one_blas_thread(app_url):
+    """The N-way decision's speed (docs/nway-routing.md, bench-nway) assumes BLAS on one thread in
+    the ingress: a 2-thread matrix-vector product on a busy 2-core node is ~50x slower. Ray sets
+    OMP_NUM_THREADS=1 for a fractional num_cpus before the replica loads numpy."""
+    import ray
+
+    from tests.integration.app_harness import replica_actors
+
+    (_, ingress), = replica_actors("Ingress")
+
+    def blas(_self):
+        import os
+
+        from threadpoolctl import threadpool_info
+
+        return os.environ.get("OMP_NUM_THREADS"), sorted({i["num_threads"] for i in threadpool_info()
+                                                          if i["user_api"] == "blas"})
+
+    assert ray.get(ingress.__ray_call__.remote(blas), timeout=30) == ("1", [1])
