@@ -10,7 +10,9 @@ Per family (a set of questions with every model's outcome and cost):
    the rule sees is each model's mean cost on the training folds (a router cannot know an answer's
    cost before asking); the cost charged is the query's recorded cost (RouterBench, USD) or the
    model's parameter count (open7, which records none).
-3. Per (seed, fold): AIQ of each router, of the Zero router (hull of the single models), of the
+3. Per (seed, fold): AIQ of each router (every hull anchored at the cheapest single model's point,
+   best of the cheapest if several cost the same: any router may send a random share of queries
+   there without information, so no router is scored 0 below its own cheapest point), of the Zero router (hull of the single models), of the
    oracle (cheapest correct model per query), and of two-model routers for every pair (a ridge on
    the same features predicting P(pricier correct > cheaper correct), threshold swept over the
    held-out scores' quantiles); the best pair is the one with the best mean AIQ over all
@@ -150,14 +152,18 @@ def evaluate_family(fam: Family, routers: Sequence[str] = QUALITY_ROUTERS, folds
             est_cost = fam.costs[tr].mean(axis=0)
             singles = np.c_[c_te.mean(0), y_te.mean(0)]
             c_lo, c_hi = float(singles[:, 0].min()), float(singles[:, 0].max())
+            anchor = hull(singles)[:1]
+
+            def score(points, lo=c_lo, hi=c_hi, anchor=anchor):
+                return aiq(np.vstack([anchor, points]), lo, hi)
+
             rec: dict[str, Any] = {"seed": seed, "fold": f, "n_test": len(te), "cost_range": [c_lo, c_hi],
-                                   "aiq": {"zero": aiq(singles, c_lo, c_hi),
-                                           "oracle": aiq([oracle_point(c_te, y_te)], c_lo, c_hi)}}
+                                   "aiq": {"zero": score(singles), "oracle": score([oracle_point(c_te, y_te)])}}
             for r in routers:
                 q_pred, info = fit_predict(r, p_tr, emb[tr], y_tr, p_te, emb[te], fam.models, seed)
                 sums = lambda_points(q_pred, est_cost, c_te, y_te, lambdas)
                 pooled[r][si] += sums
-                rec["aiq"][r] = aiq(sums / len(te), c_lo, c_hi)
+                rec["aiq"][r] = score(sums / len(te))
                 chosen[r].append(info)
             # two-model routers: the pricier model (by training-fold mean cost, then quality) is "dear"
             mean_q = y_tr.mean(0)
@@ -167,7 +173,7 @@ def evaluate_family(fam: Family, routers: Sequence[str] = QUALITY_ROUTERS, folds
             for j, (c, d) in enumerate(pairs):
                 sums = threshold_points(scores[:, j], c, d, c_te, y_te)
                 pair_pooled[si, j] += sums
-                rec["pair_aiq"].append(aiq(sums / len(te), c_lo, c_hi))
+                rec["pair_aiq"].append(score(sums / len(te)))
             per_fold.append(rec)
             log_fn(f"{fam.name}: seed {seed} fold {f + 1}/{folds} (n_test {len(te)}) "
                    + " ".join(f"{k} {v:.4f}" for k, v in rec["aiq"].items()) + f" [{time.perf_counter() - t0:.1f}s]")
@@ -196,6 +202,11 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
     singles = np.c_[fam.costs.mean(0), fam.outcomes.mean(0)]
     top = int(np.lexsort((singles[:, 0], -singles[:, 1]))[0])
     c_lo, c_hi = float(singles[:, 0].min()), float(singles[:, 0].max())
+    anchor = hull(singles)[:1]
+
+    def score(points):
+        return aiq(np.vstack([anchor, points]), c_lo, c_hi)
+
     curves: dict[str, list] = {}
     share: dict[str, list] = {}
     pooled_aiq: dict[str, list] = {}
@@ -203,15 +214,15 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         pts = pooled[r] / n                                                  # (seeds, λ, 2)
         curves[r] = pts.tolist()
         share[r] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0] for p in pts]
-        pooled_aiq[r] = [aiq(p, c_lo, c_hi) for p in pts]
+        pooled_aiq[r] = [score(p) for p in pts]
     bp = pair_pooled[:, best] / n
     curves["best_pair"] = bp.tolist()
     share["best_pair"] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0] for p in bp]
-    pooled_aiq["best_pair"] = [aiq(p, c_lo, c_hi) for p in bp]
+    pooled_aiq["best_pair"] = [score(p) for p in bp]
     share["zero"] = [1.0]
-    pooled_aiq["zero"] = [aiq(singles, c_lo, c_hi)]
+    pooled_aiq["zero"] = [score(singles)]
     oracle = oracle_point(fam.costs, fam.outcomes)
-    pooled_aiq["oracle"] = [aiq([oracle], c_lo, c_hi)]
+    pooled_aiq["oracle"] = [score([oracle])]
     aiqs = {k: _spread([r["aiq"][k] for r in per_fold]) for k in names}
     margins = {r: {base: _spread([f["aiq"][r] - f["aiq"][base] for f in per_fold]) for base in ("zero", "knn", "best_pair")
                    if base != r and base in names} for r in routers}
@@ -226,3 +237,24 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         "aiq": aiqs, "margins": margins, "pooled_aiq": pooled_aiq, "cost_share_at_best_quality": share,
         "curves": curves, "hyperparameters": chosen, "per_fold": per_fold,
     }
+
+
+def evaluate_families(families: Sequence[Family], embedder: Any, routers: Sequence[str] = QUALITY_ROUTERS,
+                      folds: int = 5, seeds: Sequence[int] = (0, 1, 2), lambdas: Sequence[float] = LAMBDAS,
+                      command: str | None = None, log_fn: Callable[[str], None] = log.info) -> dict[str, Any]:
+    """Embed each family with ``embedder`` and evaluate it; the JSON-able result of every family."""
+    unknown = [r for r in routers if r not in QUALITY_ROUTERS]
+    if unknown or not routers:
+        raise ConfigError(f"unknown N-way router(s) {unknown or list(routers)}; known: {', '.join(QUALITY_ROUTERS)}")
+    if folds < 2 or not seeds:
+        raise ConfigError(f"need folds >= 2 and at least one seed, got folds={folds}, seeds={list(seeds)}")
+    t0 = time.perf_counter()
+    out = []
+    for fam in families:
+        log_fn(f"{fam.name}: embedding {len(fam.prompts)} prompts with {embedder.name}")
+        fam.emb = np.asarray(embedder.embed(fam.prompts), dtype=np.float32)
+        out.append(evaluate_family(fam, routers, folds, seeds, lambdas, log_fn))
+    return {"command": command, "embedder": embedder.name, "routers": list(routers), "folds": folds,
+            "seeds": list(seeds), "lambdas": list(lambdas), "seconds": time.perf_counter() - t0,
+            "training": "each family's routers are trained on the other folds of that family only",
+            "families": out}

@@ -11,8 +11,9 @@ height over a cost range,
 
 with [c_min, c_max] = [cheapest single model's mean cost, priciest single model's mean cost]. The
 "Zero router" is the hull of the single models' points (random mixes of fixed models, no
-prompt information). Below a router's cheapest point nothing is reachable: R̃ counts as 0 there
-(our convention; it never applies to the λ-routers, whose λ → ∞ point is the cheapest model).
+prompt information). Below a router's cheapest point nothing is reachable: ``aiq`` counts R̃ as 0
+there; the evaluation (``routers.evaluation.nway``) adds the cheapest single model's point to every
+router's points (a random share of queries can always go there), so that case does not arise.
 """
 
 from __future__ import annotations
