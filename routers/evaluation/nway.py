@@ -2,7 +2,9 @@
 
 Per family (a set of questions with every model's outcome and cost):
 
-1. Embed once; near-identical questions (cosine >= 0.95) share a fold (``crossfit``).
+1. Embed once; near-identical questions (cosine >= 0.95 of their character-trigram counts, which
+   works for any script: the static embedder maps most Chinese questions to nearly the same vector)
+   share a fold.
 2. For each seed and each of k folds: fit every router on the other folds *of this family only*
    (its hyper-parameters chosen inside those training folds: kNN's k and the head's ridge penalty
    by inner 3-fold CV, MF by early stopping on 10 % of the training prompts), predict the held-out
@@ -36,8 +38,8 @@ import numpy as np
 
 from routers.data.nway import Family
 from routers.errors import ConfigError
-from routers.evaluation.crossfit import fold_ids, near_duplicate_groups
-from routers.evaluation.nway_metrics import aiq, cost_at_quality, hull
+from routers.evaluation.crossfit import fold_ids
+from routers.evaluation.nway_metrics import aiq, cost_at_quality, hull, hull_quality
 from routers.nway.selection import choose
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,32 @@ LAMBDAS: tuple[float, ...] = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 
 #: strong shares of the two-model threshold sweep
 SHARES: tuple[float, ...] = tuple(np.round(np.linspace(0, 1, 21), 3))
 QUALITY_ROUTERS: tuple[str, ...] = ("knn", "head", "mf")
+
+
+def text_duplicate_groups(prompts: Sequence[str], threshold: float = 0.95, block: int = 512) -> np.ndarray:
+    """Group id per prompt: prompts joined (transitively) when the cosine of their character-trigram
+    count vectors is >= ``threshold``, so near-identical questions never straddle a split."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    x = HashingVectorizer(analyzer="char_wb", ngram_range=(3, 3), n_features=2 ** 18, norm="l2",
+                          alternate_sign=False).transform(list(prompts)).tocsr()
+    parent = np.arange(len(prompts))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    xt = x.T.tocsc()
+    for start in range(0, len(prompts), block):
+        sims = (x[start:start + block] @ xt).tocoo()
+        for r, c, v in zip(sims.row + start, sims.col, sims.data):
+            if c > r and v >= threshold:
+                a, b = find(r), find(c)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    return np.array([find(i) for i in range(len(prompts))])
 
 
 # --- fitting the routers on one training split ----------------------------------------------------
@@ -135,7 +163,7 @@ def evaluate_family(fam: Family, routers: Sequence[str] = QUALITY_ROUTERS, folds
         raise ConfigError(f"family {fam.name!r} has no embeddings; embed its prompts first")
     n, m = fam.outcomes.shape
     emb = np.asarray(fam.emb, dtype=np.float32)
-    groups = near_duplicate_groups(emb, 0.95)
+    groups = text_duplicate_groups(fam.prompts)
     pairs_all = list(combinations(range(m), 2))
     routers = list(routers)
     per_fold: list[dict[str, Any]] = []
@@ -207,7 +235,12 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
     def score(points):
         return aiq(np.vstack([anchor, points]), c_lo, c_hi)
 
+    def at_60(points):
+        """Hull quality at 60 % of the best single model's cost (the issue's budget)."""
+        return float(hull_quality(hull(np.vstack([anchor, points])), 0.6 * singles[top, 0]))
+
     curves: dict[str, list] = {}
+    q60: dict[str, list] = {}
     share: dict[str, list] = {}
     pooled_aiq: dict[str, list] = {}
     for r in routers:
@@ -215,10 +248,13 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         curves[r] = pts.tolist()
         share[r] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0] for p in pts]
         pooled_aiq[r] = [score(p) for p in pts]
+        q60[r] = [at_60(p) for p in pts]
     bp = pair_pooled[:, best] / n
     curves["best_pair"] = bp.tolist()
     share["best_pair"] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0] for p in bp]
     pooled_aiq["best_pair"] = [score(p) for p in bp]
+    q60["best_pair"] = [at_60(p) for p in bp]
+    q60["zero"] = [at_60(singles)]
     share["zero"] = [1.0]
     pooled_aiq["zero"] = [score(singles)]
     oracle = oracle_point(fam.costs, fam.outcomes)
@@ -235,6 +271,7 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         "zero_hull": hull(singles).tolist(),
         "best_pair": {"models": best_pair, "order": "[cheaper, pricier] by mean cost", "shares": [float(x) for x in SHARES]},
         "aiq": aiqs, "margins": margins, "pooled_aiq": pooled_aiq, "cost_share_at_best_quality": share,
+        "quality_at_60pct_of_best_cost": q60,
         "curves": curves, "hyperparameters": chosen, "per_fold": per_fold,
     }
 

@@ -42,13 +42,15 @@ def family_markdown(fam: dict[str, Any], routers: list[str]) -> list[str]:
               f"cost {best['cost']:.4g}). Oracle: quality {fam['oracle']['quality']:.4f} at cost "
               f"{fam['oracle']['cost']:.4g}. Best two-model pair: {' → '.join(fam['best_pair']['models'])}.", ""]
     lines += ["| router | AIQ per fold, mean [min, max] over seeds×folds | AIQ margin vs Zero | AIQ margin vs kNN | "
-              "AIQ margin vs best pair | pooled AIQ per seed, mean | cost share at best single quality |",
-              "| --- | --- | --- | --- | --- | --- | --- |"]
+              "AIQ margin vs best pair | pooled AIQ per seed, mean | cost share at best single quality | "
+              "quality at 60% of best single's cost |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ["zero", "oracle", "best_pair", *routers]:
         a = fam["aiq"][name]
         mg = fam["margins"].get(name, {})
         pooled = fam["pooled_aiq"].get(name)
         share = fam["cost_share_at_best_quality"].get(name)
+        q60 = fam.get("quality_at_60pct_of_best_cost", {}).get(name)
         label = {"zero": "Zero router (hull of single models)", "oracle": "oracle (cheapest correct model)",
                  "best_pair": "two-model router, best pair"}.get(name, name)
         lines.append(
@@ -56,7 +58,8 @@ def family_markdown(fam: dict[str, Any], routers: list[str]) -> list[str]:
             f"{_spread(mg['knn'], signed=True) if 'knn' in mg else '—'} | "
             f"{_spread(mg['best_pair'], signed=True) if 'best_pair' in mg else '—'} | "
             f"{_f(float(np.mean(pooled))) if pooled else '—'} | "
-            f"{_share(share) if share is not None else '—'} |")
+            f"{_share(share) if share is not None else '—'} | "
+            f"{_f(float(np.mean(q60))) if q60 else '—'} |")
     lines += ["", "Single models (mean cost, quality): " + "; ".join(
         f"{m} ({v['cost']:.3g}, {v['quality']:.3f})" for m, v in fam["singles"].items()) + ".", ""]
     hp = fam.get("hyperparameters", {})
@@ -89,7 +92,8 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "the same fold, mean [min, max] over the seeds×folds. *Pooled* AIQ assembles each seed's out-of-fold "
         "choices over the whole family. *Cost share at best single quality*: the cost at which the router's "
         "pooled hull first reaches the best single model's quality, as a share of that model's cost (mean "
-        "[min, max] over seeds). The best pair is chosen on these same folds (optimistic for that baseline).",
+        "[min, max] over seeds); *quality at 60% of best single's cost*: the pooled hull's height there "
+        "(mean over seeds), to compare with the best single model's quality. The best pair is chosen on these same folds (optimistic for that baseline).",
         ""]
     summary = ["| family | router | AIQ − Zero, mean [min, max] | AIQ − kNN, mean [min, max] | cost share at best single quality |",
                "| --- | --- | --- | --- | --- |"]
