@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from routers.evaluation.nway_metrics import hull, hull_quality
+
 
 def _f(x: float | None, digits: int = 4) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
@@ -121,18 +123,22 @@ def plot_family(fam: dict[str, Any], routers: list[str], path: Path) -> None:
     ax.scatter(singles[:, 0], singles[:, 1], c="grey", s=18, zorder=3, label="single models")
     for (c, q), m in zip(singles, fam["singles"]):
         ax.annotate(m.split("/")[-1][:18], (c, q), fontsize=6, color="grey", xytext=(2, 2), textcoords="offset points")
+    # hulls are straight in linear cost, so draw them densely: the axis is logarithmic
+    xs = np.geomspace(fam["cost_range"][0], fam["cost_range"][1], 300)
     zh = np.array(fam["zero_hull"])
-    ax.plot(zh[:, 0], zh[:, 1], "--", color="grey", label="Zero router (hull)")
+    ax.plot(xs, hull_quality(zh, xs), "--", color="grey", label="Zero router (hull of single models)")
     ax.scatter([fam["oracle"]["cost"]], [fam["oracle"]["quality"]], marker="*", s=80, color="black", label="oracle")
+    anchor = zh[:1]
     for name in [*routers, "best_pair"]:
         pts = np.mean(np.array(fam["curves"][name]), axis=0)     # mean over seeds, per λ / share
-        order = np.argsort(pts[:, 0])
-        ax.plot(pts[order, 0], pts[order, 1], "o-", ms=3, lw=1.2,
-                label="best pair " + "/".join(m.split("/")[-1] for m in fam["best_pair"]["models"]) if name == "best_pair" else name)
+        label = ("best pair " + "/".join(m.split("/")[-1] for m in fam["best_pair"]["models"])
+                 if name == "best_pair" else name)
+        line, = ax.plot(xs, hull_quality(hull(np.vstack([anchor, pts])), xs), lw=1.3, label=f"{label} (hull)")
+        ax.scatter(pts[:, 0], pts[:, 1], s=7, color=line.get_color(), alpha=0.7)
     ax.set_xscale("log")
     ax.set_xlabel(f"mean cost ({fam['cost_unit']}, log scale)")
     ax.set_ylabel("mean quality")
-    ax.set_title(f"{fam['family']}: cross-fitted cost–quality (mean over seeds)")
+    ax.set_title(f"{fam['family']}: cross-fitted cost–quality, pooled, mean over seeds", fontsize=10)
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     fig.tight_layout()
