@@ -17,8 +17,10 @@ Per family (a set of questions with every model's outcome and cost):
    there without information, so no router is scored 0 below its own cheapest point), of the Zero router (hull of the single models), of the
    oracle (cheapest correct model per query), and of two-model routers for every pair (a ridge on
    the same features predicting P(pricier correct > cheaper correct), threshold swept over the
-   held-out scores' quantiles); the best pair is the one with the best mean AIQ over all
-   (seed, fold), chosen *on the evaluation* (an optimistic baseline).
+   held-out scores' quantiles). Two pairs are reported: the best pair, the one with the best mean
+   AIQ over all (seed, fold), chosen *on the evaluation* (an optimistic baseline), and the
+   training pair, per fold the pair whose random mix has the best AIQ on the training folds (no
+   held-out label used).
 4. Pooled per seed: every λ's point over the whole family (out-of-fold choices assembled), and the
    cost share at the best single model's quality.
 
@@ -202,6 +204,13 @@ def evaluate_family(fam: Family, routers: Sequence[str] = QUALITY_ROUTERS, folds
                 sums = threshold_points(scores[:, j], c, d, c_te, y_te)
                 pair_pooled[si, j] += sums
                 rec["pair_aiq"].append(score(sums / len(te)))
+            # a fair pair: the one whose random mix has the best AIQ on the training folds (no test labels)
+            tr_singles = np.c_[est_cost, mean_q]
+            tr_lo, tr_hi = float(est_cost.min()), float(est_cost.max())
+            tr_anchor = hull(tr_singles)[:1]
+            fair = max(range(len(pairs)), key=lambda j: aiq(np.vstack([tr_anchor, tr_singles[list(pairs[j])]]), tr_lo, tr_hi))
+            rec["train_pair"] = [fam.models[pairs[fair][0]], fam.models[pairs[fair][1]]]
+            rec["aiq"]["train_pair"] = rec["pair_aiq"][fair]
             per_fold.append(rec)
             log_fn(f"{fam.name}: seed {seed} fold {f + 1}/{folds} (n_test {len(te)}) "
                    + " ".join(f"{k} {v:.4f}" for k, v in rec["aiq"].items()) + f" [{time.perf_counter() - t0:.1f}s]")
@@ -226,7 +235,7 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
     best_pair = [fam.models[a], fam.models[b]] if mean_cost[a] <= mean_cost[b] else [fam.models[b], fam.models[a]]
     for r in per_fold:
         r["aiq"]["best_pair"] = r["pair_aiq"][best]
-    names = ["zero", "oracle", *routers, "best_pair"]
+    names = ["zero", "oracle", *routers, "best_pair", "train_pair"]
     singles = np.c_[fam.costs.mean(0), fam.outcomes.mean(0)]
     top = int(np.lexsort((singles[:, 0], -singles[:, 1]))[0])
     c_lo, c_hi = float(singles[:, 0].min()), float(singles[:, 0].max())
@@ -260,7 +269,7 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
     oracle = oracle_point(fam.costs, fam.outcomes)
     pooled_aiq["oracle"] = [score([oracle])]
     aiqs = {k: _spread([r["aiq"][k] for r in per_fold]) for k in names}
-    margins = {r: {base: _spread([f["aiq"][r] - f["aiq"][base] for f in per_fold]) for base in ("zero", "knn", "best_pair")
+    margins = {r: {base: _spread([f["aiq"][r] - f["aiq"][base] for f in per_fold]) for base in ("zero", "knn", "best_pair", "train_pair")
                    if base != r and base in names} for r in routers}
     return {
         "family": fam.name, "n": n, "models": fam.models, "cost_unit": fam.cost_unit, "note": fam.note,
@@ -270,6 +279,8 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         "cost_range": [c_lo, c_hi], "oracle": {"cost": oracle[0], "quality": oracle[1]},
         "zero_hull": hull(singles).tolist(),
         "best_pair": {"models": best_pair, "order": "[cheaper, pricier] by mean cost", "shares": [float(x) for x in SHARES]},
+        "train_pairs": {str(p): int(n) for p, n in zip(*np.unique([" → ".join(f["train_pair"]) for f in per_fold],
+                                                                    return_counts=True))},
         "aiq": aiqs, "margins": margins, "pooled_aiq": pooled_aiq, "cost_share_at_best_quality": share,
         "quality_at_60pct_of_best_cost": q60,
         "curves": curves, "hyperparameters": chosen, "per_fold": per_fold,

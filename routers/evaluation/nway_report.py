@@ -13,6 +13,8 @@ from routers.evaluation.nway_metrics import hull, hull_quality
 
 
 def _f(x: float | None, digits: int = 4) -> str:
+    if x is not None and not np.isfinite(x):
+        return "n/a (below the cheapest model's cost)"
     return "—" if x is None else f"{x:.{digits}f}"
 
 
@@ -42,23 +44,27 @@ def family_markdown(fam: dict[str, Any], routers: list[str]) -> list[str]:
     lines += [f"Cost range of AIQ: [{fam['cost_range'][0]:.4g}, {fam['cost_range'][1]:.4g}] (cheapest and priciest "
               f"single model's mean cost). Best single model: {best['model']} (quality {best['quality']:.4f}, "
               f"cost {best['cost']:.4g}). Oracle: quality {fam['oracle']['quality']:.4f} at cost "
-              f"{fam['oracle']['cost']:.4g}. Best two-model pair: {' → '.join(fam['best_pair']['models'])}.", ""]
+              f"{fam['oracle']['cost']:.4g}. Best two-model pair: {' → '.join(fam['best_pair']['models'])}. "
+              "Pairs chosen on the training folds (folds × seeds): "
+              + "; ".join(f"{p} ×{n}" for p, n in fam.get("train_pairs", {}).items()) + ".", ""]
     lines += ["| router | AIQ per fold, mean [min, max] over seeds×folds | AIQ margin vs Zero | AIQ margin vs kNN | "
-              "AIQ margin vs best pair | pooled AIQ per seed, mean | cost share at best single quality | "
+              "AIQ margin vs best pair | AIQ margin vs training pair | pooled AIQ per seed, mean | cost share at best single quality | "
               "quality at 60% of best single's cost |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name in ["zero", "oracle", "best_pair", *routers]:
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name in ["zero", "oracle", "best_pair", "train_pair", *routers]:
         a = fam["aiq"][name]
         mg = fam["margins"].get(name, {})
         pooled = fam["pooled_aiq"].get(name)
         share = fam["cost_share_at_best_quality"].get(name)
         q60 = fam.get("quality_at_60pct_of_best_cost", {}).get(name)
         label = {"zero": "Zero router (hull of single models)", "oracle": "oracle (cheapest correct model)",
-                 "best_pair": "two-model router, best pair"}.get(name, name)
+                 "best_pair": "two-model router, best pair (chosen on these folds)",
+                 "train_pair": "two-model router, pair chosen on training folds"}.get(name, name)
         lines.append(
             f"| {label} | {_spread(a)} | {_spread(mg['zero'], signed=True) if 'zero' in mg else '—'} | "
             f"{_spread(mg['knn'], signed=True) if 'knn' in mg else '—'} | "
             f"{_spread(mg['best_pair'], signed=True) if 'best_pair' in mg else '—'} | "
+            f"{_spread(mg['train_pair'], signed=True) if 'train_pair' in mg else '—'} | "
             f"{_f(float(np.mean(pooled))) if pooled else '—'} | "
             f"{_share(share) if share is not None else '—'} | "
             f"{_f(float(np.mean(q60))) if q60 else '—'} |")
@@ -97,14 +103,18 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "[min, max] over seeds); *quality at 60% of best single's cost*: the pooled hull's height there "
         "(mean over seeds), to compare with the best single model's quality. The best pair is chosen on these same folds (optimistic for that baseline).",
         ""]
-    summary = ["| family | router | AIQ − Zero, mean [min, max] | AIQ − kNN, mean [min, max] | cost share at best single quality |",
-               "| --- | --- | --- | --- | --- |"]
+    summary = ["| family | router | AIQ − Zero, mean [min, max] | AIQ − kNN, mean [min, max] | "
+               "AIQ − training pair, mean [min, max] | cost share at best single quality | quality at 60% of best single's cost (best single's quality) |",
+               "| --- | --- | --- | --- | --- | --- | --- |"]
     for fam in result["families"]:
         for r in routers:
             mg = fam["margins"][r]
             summary.append(f"| {fam['family']} | {r} | {_spread(mg['zero'], signed=True)} | "
                            f"{_spread(mg['knn'], signed=True) if 'knn' in mg else '—'} | "
-                           f"{_share(fam['cost_share_at_best_quality'][r])} |")
+                           f"{_spread(mg['train_pair'], signed=True)} | "
+                           f"{_share(fam['cost_share_at_best_quality'][r])} | "
+                           f"{_f(float(np.mean(fam['quality_at_60pct_of_best_cost'][r])))} "
+                           f"({fam['best_single']['quality']:.4f}) |")
     lines += ["## Summary", "", *summary, ""]
     lines += ["## Per family", ""]
     for fam in result["families"]:

@@ -82,3 +82,9 @@ def test_outputs_are_written(synthetic_result, tmp_path):
     md = paths["markdown"].read_text()
     assert "rayroute eval-nway --test" in md and "| synthetic | head |" in md
     assert paths["synthetic"].stat().st_size > 0
+
+
+def test_the_training_pair_is_chosen_without_held_out_labels(synthetic_result):
+    # on the synthetic family the cheap/dear mix dominates; the pair comes from training folds only
+    assert synthetic_result["train_pairs"] == {"cheap → dear": 2}
+    assert all(f["aiq"]["train_pair"] in f["pair_aiq"] for f in synthetic_result["per_fold"])
