@@ -61,3 +61,22 @@ def test_bad_shapes_and_options_are_named_errors(tmp_path):
     with pytest.raises(CheckpointError):
         load_quality_router(tmp_path / "nothing")
     assert {"knn", "head", "mf"} <= set(QUALITY_ROUTER_CLASSES)
+
+
+@pytest.mark.parametrize("kind", ["knn", "head", "mf"])
+def test_train_nway_command_writes_a_loadable_checkpoint(kind, tmp_path, monkeypatch):
+    import routers.data.nway as nway_data
+    from cli.main import main
+    from routers.data.nway import Family
+
+    prompts, y, _ = _data(n=120)
+    y = np.nan_to_num(y, nan=0.0)
+    fam = Family("synthetic", prompts, y, np.broadcast_to([1e-4, 1e-3, 1e-2], y.shape).copy(), MODELS, "USD per query")
+    monkeypatch.setattr(nway_data, "load_families", lambda sources: [fam])
+    out = tmp_path / kind
+    assert main(["train-nway", kind, "--embedder", "hash-64", "--out", str(out)]) == 0
+    router = load_quality_router(out)
+    assert router.models == MODELS and router.info["sources"] == ["routerbench"]
+    assert router.info["mean_cost_usd_per_query"]["dear"] == pytest.approx(1e-2)
+    assert router.predict(prompts[:3]).shape == (3, 3)
+    assert sum(p.stat().st_size for p in out.iterdir()) < 3e6
