@@ -54,7 +54,8 @@ def train_nway(router: str, sources: str = "routerbench", embedder: str = "stati
     elif router == "head":
         from routers.nway.head import HeadQualityRouter
 
-        r = HeadQualityRouter.fit_embeddings(prompts, emb, y, models, alpha="cv", embedder=emb_model, info=info, seed=seed)
+        r = HeadQualityRouter.fit_embeddings(prompts, emb, y, models, alpha="cv", embedder=emb_model, info=info,
+                                             seed=seed)
     elif router == "mf":
         from routers.training.nway_mf import fit_mf_quality
 

@@ -14,10 +14,10 @@ Per family (a set of questions with every model's outcome and cost):
    model's parameter count (open7, which records none).
 3. Per (seed, fold): AIQ of each router (every hull anchored at the cheapest single model's point,
    best of the cheapest if several cost the same: any router may send a random share of queries
-   there without information, so no router is scored 0 below its own cheapest point), of the Zero router (hull of the single models), of the
-   oracle (cheapest correct model per query), and of two-model routers for every pair (a ridge on
-   the same features predicting P(pricier correct > cheaper correct), threshold swept over the
-   held-out scores' quantiles). Two pairs are reported: the best pair, the one with the best mean
+   there without information, so no router is scored 0 below its own cheapest point), of the
+   Zero router (hull of the single models), of the oracle (cheapest correct model per query), and
+   of two-model routers for every pair (a ridge on the same features predicting P(pricier correct
+   > cheaper correct), threshold swept over the held-out scores' quantiles). Two pairs are reported: the best pair, the one with the best mean
    AIQ over all (seed, fold), chosen *on the evaluation* (an optimistic baseline), and the
    training pair, per fold the pair whose random mix has the best AIQ on the training folds (no
    held-out label used).
@@ -208,7 +208,8 @@ def evaluate_family(fam: Family, routers: Sequence[str] = QUALITY_ROUTERS, folds
             tr_singles = np.c_[est_cost, mean_q]
             tr_lo, tr_hi = float(est_cost.min()), float(est_cost.max())
             tr_anchor = hull(tr_singles)[:1]
-            fair = max(range(len(pairs)), key=lambda j: aiq(np.vstack([tr_anchor, tr_singles[list(pairs[j])]]), tr_lo, tr_hi))
+            fair = max(range(len(pairs)),
+                       key=lambda j: aiq(np.vstack([tr_anchor, tr_singles[list(pairs[j])]]), tr_lo, tr_hi))
             rec["train_pair"] = [fam.models[pairs[fair][0]], fam.models[pairs[fair][1]]]
             rec["aiq"]["train_pair"] = rec["pair_aiq"][fair]
             per_fold.append(rec)
@@ -260,7 +261,8 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         q60[r] = [at_60(p) for p in pts]
     bp = pair_pooled[:, best] / n
     curves["best_pair"] = bp.tolist()
-    share["best_pair"] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0] for p in bp]
+    share["best_pair"] = [None if (c := cost_at_quality(p, singles[top, 1])) is None else c / singles[top, 0]
+                          for p in bp]
     pooled_aiq["best_pair"] = [score(p) for p in bp]
     q60["best_pair"] = [at_60(p) for p in bp]
     q60["zero"] = [at_60(singles)]
@@ -269,7 +271,8 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
     oracle = oracle_point(fam.costs, fam.outcomes)
     pooled_aiq["oracle"] = [score([oracle])]
     aiqs = {k: _spread([r["aiq"][k] for r in per_fold]) for k in names}
-    margins = {r: {base: _spread([f["aiq"][r] - f["aiq"][base] for f in per_fold]) for base in ("zero", "knn", "best_pair", "train_pair")
+    margins = {r: {base: _spread([f["aiq"][r] - f["aiq"][base] for f in per_fold])
+                   for base in ("zero", "knn", "best_pair", "train_pair")
                    if base != r and base in names} for r in routers}
     return {
         "family": fam.name, "n": n, "models": fam.models, "cost_unit": fam.cost_unit, "note": fam.note,
@@ -278,7 +281,8 @@ def summarize_family(fam: Family, routers: Sequence[str], per_fold: list[dict], 
         "best_single": {"model": fam.models[top], "cost": float(singles[top, 0]), "quality": float(singles[top, 1])},
         "cost_range": [c_lo, c_hi], "oracle": {"cost": oracle[0], "quality": oracle[1]},
         "zero_hull": hull(singles).tolist(),
-        "best_pair": {"models": best_pair, "order": "[cheaper, pricier] by mean cost", "shares": [float(x) for x in SHARES]},
+        "best_pair": {"models": best_pair, "order": "[cheaper, pricier] by mean cost",
+                      "shares": [float(x) for x in SHARES]},
         "train_pairs": {str(p): int(n) for p, n in zip(*np.unique([" → ".join(f["train_pair"]) for f in per_fold],
                                                                     return_counts=True))},
         "aiq": aiqs, "margins": margins, "pooled_aiq": pooled_aiq, "cost_share_at_best_quality": share,

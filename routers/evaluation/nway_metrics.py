@@ -28,7 +28,8 @@ from routers.errors import ConfigError
 def _points(points: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
     p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     if p.shape[0] == 0 or not np.isfinite(p).all():
-        raise ConfigError(f"cost–quality points must be a non-empty list of finite (cost, quality) pairs, got {p.tolist()[:5]}")
+        raise ConfigError("cost–quality points must be a non-empty list of finite (cost, quality) pairs, "
+                          f"got {p.tolist()[:5]}")
     return p
 
 

@@ -48,7 +48,8 @@ def family_markdown(fam: dict[str, Any], routers: list[str]) -> list[str]:
               "Pairs chosen on the training folds (folds × seeds): "
               + "; ".join(f"{p} ×{n}" for p, n in fam.get("train_pairs", {}).items()) + ".", ""]
     lines += ["| router | AIQ per fold, mean [min, max] over seeds×folds | AIQ margin vs Zero | AIQ margin vs kNN | "
-              "AIQ margin vs best pair | AIQ margin vs training pair | pooled AIQ per seed, mean | cost share at best single quality | "
+              "AIQ margin vs best pair | AIQ margin vs training pair | pooled AIQ per seed, mean | "
+              "cost share at best single quality | "
               "quality at 60% of best single's cost |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name in ["zero", "oracle", "best_pair", "train_pair", *routers]:
@@ -101,10 +102,12 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         "choices over the whole family. *Cost share at best single quality*: the cost at which the router's "
         "pooled hull first reaches the best single model's quality, as a share of that model's cost (mean "
         "[min, max] over seeds); *quality at 60% of best single's cost*: the pooled hull's height there "
-        "(mean over seeds), to compare with the best single model's quality. The best pair is chosen on these same folds (optimistic for that baseline).",
+        "(mean over seeds), to compare with the best single model's quality. The best pair is chosen on "
+        "these same folds (optimistic for that baseline).",
         ""]
     summary = ["| family | router | AIQ − Zero, mean [min, max] | AIQ − kNN, mean [min, max] | "
-               "AIQ − training pair, mean [min, max] | cost share at best single quality | quality at 60% of best single's cost (best single's quality) |",
+               "AIQ − training pair, mean [min, max] | cost share at best single quality | "
+               "quality at 60% of best single's cost (best single's quality) |",
                "| --- | --- | --- | --- | --- | --- | --- |"]
     for fam in result["families"]:
         for r in routers:

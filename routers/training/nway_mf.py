@@ -105,7 +105,8 @@ def fit_mf_quality(emb: np.ndarray, outcomes: np.ndarray, models: Sequence[str],
         if best is None or val < best[0]:
             best = (val, epoch, copy.deepcopy(net.state_dict()))
     val, epoch, state = best
-    params = {"W1": state["proj.weight"].T.numpy(), "b": state["proj.bias"].numpy(), "w2": state["w2.weight"][0].numpy(),
+    params = {"W1": state["proj.weight"].T.numpy(), "b": state["proj.bias"].numpy(),
+              "w2": state["w2.weight"][0].numpy(),
               "model_vectors": state["P.weight"].numpy(), "model_bias": state["beta.weight"][:, 0].numpy()}
     summary = {**hp, "seed": seed, "best_epoch": epoch, "n_cells": int(len(rows)), "n_prompts": int(emb.shape[0]),
                **({"val_log_loss": val} if len(va_idx) else {})}

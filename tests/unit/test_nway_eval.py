@@ -43,7 +43,8 @@ def test_points_of_the_selection_rule_and_of_a_threshold():
     costs, y = np.array([[1.0, 10.0], [1.0, 10.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])
     sums = lambda_points(q, np.array([1.0, 10.0]), costs, y, lambdas=(0.0, 100.0))
     assert sums.tolist() == [[11.0, 2.0], [2.0, 1.0]]
-    assert threshold_points(np.array([0.1, 0.9]), 0, 1, costs, y, shares=(0.0, 0.5)).tolist() == [[2.0, 1.0], [11.0, 2.0]]
+    points = threshold_points(np.array([0.1, 0.9]), 0, 1, costs, y, shares=(0.0, 0.5))
+    assert points.tolist() == [[2.0, 1.0], [11.0, 2.0]]
     assert oracle_point(costs, y) == (5.5, 1.0)
 
 
