@@ -1,6 +1,6 @@
 """RouterBench's AIQ and the cost–quality hull it is computed on (pure numpy, no data).
 
-RouterBench (Hu et al. 2024, "RouterBench: A Benchmark for Multi-LLM Routing System", §3) scores a
+RouterBench (Hu et al. 2024, "RouterBench: A Benchmark for Multi-LLM Routing System", arXiv 2403.12031) scores a
 router by its cost–quality points (one per setting of its knob, here λ). Two routers can be mixed
 at random per query, so every point on a segment between two points is reachable: the router's
 achievable curve is the *upper convex hull* of its points; paying more never has to lower quality,
@@ -11,7 +11,15 @@ height over a cost range,
 
 with [c_min, c_max] = [cheapest single model's mean cost, priciest single model's mean cost]. The
 "Zero router" is the hull of the single models' points (random mixes of fixed models, no
-prompt information). Below a router's cheapest point nothing is reachable: ``aiq`` counts R̃ as 0
+prompt information).
+
+RouterBench's reference code (github.com/withmartian/routerbench, ``evaluation/AIQ.py``) builds
+the same non-decreasing hull, extends it flat to the largest cost of the routers compared and
+divides its area (from each router's cheapest point on) by that largest cost, i.e. it normalises
+over [0, c_max]; we follow the paper's [c_min, c_max] as issue 19 asks. The two differ by a
+constant factor (c_max − c_min) / c_max for routers that start at c_min, so orderings agree.
+
+Below a router's cheapest point nothing is reachable: ``aiq`` counts R̃ as 0
 there; the evaluation (``routers.evaluation.nway``) adds the cheapest single model's point to every
 router's points (a random share of queries can always go there), so that case does not arise.
 """
