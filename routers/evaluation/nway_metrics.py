@@ -1,9 +1,9 @@
 """RouterBench's AIQ and the cost–quality hull it is computed on (pure numpy, no data).
 
 RouterBench (Hu et al. 2024, "RouterBench: A Benchmark for Multi-LLM Routing System",
-arXiv 2403.12031) scores a router by its cost–quality points (one per setting of its knob, here λ). Two routers can be mixed
-at random per query, so every point on a segment between two points is reachable: the router's
-achievable curve is the *upper convex hull* of its points; paying more never has to lower quality,
+arXiv 2403.12031) scores a router by its cost–quality points (one per setting of its knob, here
+λ). Two routers can be mixed at random per query, so every point on a segment between two points
+is reachable: the router's achievable curve is the *upper convex hull* of its points; paying more never has to lower quality,
 so the curve is made *non-decreasing* (flat after its best point). AIQ is that curve's mean
 height over a cost range,
 
