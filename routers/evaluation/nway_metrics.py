@@ -3,9 +3,9 @@
 RouterBench (Hu et al. 2024, "RouterBench: A Benchmark for Multi-LLM Routing System",
 arXiv 2403.12031) scores a router by its cost–quality points (one per setting of its knob, here
 λ). Two routers can be mixed at random per query, so every point on a segment between two points
-is reachable: the router's achievable curve is the *upper convex hull* of its points; paying more never has to lower quality,
-so the curve is made *non-decreasing* (flat after its best point). AIQ is that curve's mean
-height over a cost range,
+is reachable: the router's achievable curve is the *upper convex hull* of its points; paying more
+never has to lower quality, so the curve is made *non-decreasing* (flat after its best point).
+AIQ is that curve's mean height over a cost range,
 
     AIQ = 1 / (c_max − c_min) · ∫_{c_min}^{c_max} R̃(c) dc,
 
