@@ -8,7 +8,9 @@ Why a ridge and not a logistic fit: the closed form is exact, needs no iteration
 (d × d) solve per model, so cross-fitting 11 models × 5 folds × 3 seeds takes seconds; Platt
 scaling then maps the linear score to a probability. The features are those of the served linear
 router's embedding part (``routers.features.surface_features``: length, numbers, operators, ...).
-Missing outcomes (NaN) leave that row out of that model's fit only.
+Missing outcomes (NaN) leave that row out of that model's fit only. The penalty is chosen from
+``ALPHAS`` by a 3-fold CV inside the training prompts (``alpha="cv"``, the default), never on the
+data a router is evaluated on.
 
 Checkpoint: ``config.json`` (router, models, embedder, embedding_dim, alpha) and
 ``model.safetensors`` (``coef`` (m, d + 6), ``bias`` (m,), ``calib`` (m, 2); float32).
