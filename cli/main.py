@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cli.serve",
     "cli.ops",
     "cli.learn",
+    "cli.nway",
 )
 
 

@@ -48,7 +48,7 @@ class KNNQualityRouter(QualityRouter):
         have = ~np.isnan(self.outcomes)
         # a model's mean outcome over all training prompts (0 for a model with none)
         self.prior = np.where(have, self.outcomes, 0.0).sum(axis=0) / np.maximum(have.sum(axis=0), 1)
-        self._embed = _Embedding(embedder, embedder_name, emb.shape[1])
+        self._embed = EmbeddingPlumbing(embedder, embedder_name, emb.shape[1])
         self.embedder_name = self._embed.embedder_name
         self.info = dict(info or {})
 
@@ -111,11 +111,17 @@ class KNNQualityRouter(QualityRouter):
                 "n_train": int(self.embeddings.shape[0])}
 
 
-class _Embedding(EmbeddingRouter):
+class EmbeddingPlumbing(EmbeddingRouter):
     """The embedding plumbing of ``EmbeddingRouter`` (lazy embedder from the checkpoint's name,
-    dimension checks), reused by composition since a quality router is not a two-model Router."""
+    dimension checks), reused by composition since a quality router is not a two-model Router.
+    ``owner`` names the quality router in error messages."""
 
     name = "knn"
+
+    def __init__(self, embedder: Embedder | None, embedder_name: str | None, embedding_dim: int | None,
+                 owner: str = "knn") -> None:
+        super().__init__(embedder, embedder_name, embedding_dim)
+        self.name = owner
 
     def check(self, emb: np.ndarray) -> np.ndarray:
         return self.check_embeddings(emb)
@@ -126,3 +132,27 @@ class _Embedding(EmbeddingRouter):
     @classmethod
     def load(cls, path, **overrides):  # pragma: no cover
         raise NotImplementedError
+
+
+#: the k values ``choose_k`` picks from
+K_GRID = (5, 10, 20, 40)
+
+
+def choose_k(emb: np.ndarray, outcomes: np.ndarray, seed: int = 0, folds: int = 3) -> tuple[int, dict[str, float]]:
+    """The k of ``K_GRID`` with the lowest Brier score in a ``folds``-fold CV inside these training
+    rows only (never the evaluation folds), and every k's score. Brier, not log-loss: a mean of few
+    0/1 outcomes is often exactly 0 or 1, which log-loss punishes without bound."""
+    emb = np.asarray(emb, dtype=np.float32)
+    y = np.asarray(outcomes, dtype=np.float64)
+    fold = np.random.default_rng(seed).permutation(len(emb)) % folds
+    if len(emb) < 2 * max(K_GRID):
+        return min(10, len(emb)), {}
+    err = {k: 0.0 for k in K_GRID}
+    models = [str(j) for j in range(y.shape[1])]
+    for f in range(folds):
+        tr, va = fold != f, fold == f
+        for k in K_GRID:
+            q = KNNQualityRouter(emb[tr], y[tr], models, k=k).predict_embeddings(emb[va])
+            err[k] += float(np.nanmean((q - y[va]) ** 2)) / folds
+    best = min(K_GRID, key=lambda k: (err[k], k))
+    return best, {str(k): round(v, 6) for k, v in err.items()}

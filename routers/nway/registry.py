@@ -18,6 +18,8 @@ from routers.registry import default_checkpoint_dir, read_config
 #: name -> "module:Class", in documentation order
 QUALITY_ROUTER_CLASSES: dict[str, str] = {
     "knn": "routers.nway.knn:KNNQualityRouter",
+    "head": "routers.nway.head:HeadQualityRouter",
+    "mf": "routers.nway.mf:MFQualityRouter",
 }
 
 

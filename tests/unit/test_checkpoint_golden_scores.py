@@ -31,9 +31,26 @@ GOLDEN = {
 }
 
 
+#: N-way checkpoints (routers.nway): predicted quality of (gpt-4-1106-preview, mistral-7b-chat) per prompt
+GOLDEN_NWAY = {
+    "nway_mf": [[0.939263, 0.512083], [0.808893, 0.274717], [0.610597, 0.243583], [0.856179, 0.279255],
+                [0.913877, 0.478894]],
+}
+NWAY_PAIR = ["gpt-4-1106-preview", "mistralai/mistral-7b-chat"]
+
+
 def test_every_committed_checkpoint_is_pinned():
     committed = sorted(p.name for p in default_checkpoint_dir().iterdir() if (p / "config.json").is_file())
-    assert committed == sorted(GOLDEN), "pin the golden scores of every committed checkpoint"
+    assert committed == sorted([*GOLDEN, *GOLDEN_NWAY]), "pin the golden scores of every committed checkpoint"
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_NWAY))
+def test_golden_nway_qualities(name):
+    from routers.nway.registry import load_quality_router
+
+    q = load_quality_router(name).predict_for(PROMPTS, NWAY_PAIR)
+    np.testing.assert_allclose(q, GOLDEN_NWAY[name], atol=2e-5,
+                               err_msg=f"{name} now predicts {[[round(float(x), 6) for x in r] for r in q]}")
 
 
 @pytest.mark.parametrize("name", sorted(GOLDEN))
