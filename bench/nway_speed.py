@@ -184,14 +184,15 @@ def markdown(result: dict[str, Any]) -> str:
         return f"{v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
 
     load = result["machine"]["load_avg_1_5_15_before"]
+    router = result["nway_router"]
     lines = [
         "# N-way routing: decision time in the ingress (in process)",
         "",
         f"Command: `{result['command']}`" if result.get("command") else "Command: (not recorded)",
         "",
-        f"{result['what']}. Router: {result['nway_router'].get('name')} over "
-        f"{len(result['models_usd_per_1m'])} models, {result['nway_router'].get('n_train')} training prompts, "
-        f"embedder {result['nway_router'].get('embedder')}. {result['prompts']['test']} test prompts, "
+        f"{result['what']}. Router: {router.get('name')} over {len(result['models_usd_per_1m'])} models"
+        + (f", {router['n_train']} training prompts" if router.get("n_train") else "")
+        + f", embedder {router.get('embedder')}. {result['prompts']['test']} test prompts, "
         f"{len(result['runs'])} runs; median [range] over runs. Machine: {result['machine']['cpus']} CPUs, "
         f"load average {load[0]:.2f} at the start; BLAS threads: {result['machine']['blas_threads'] or 'default'}.",
         "",
