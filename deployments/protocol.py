@@ -77,28 +77,15 @@ def _parse_unit_interval(text: str, what: str, model: str, example: str) -> floa
         ) from None
 
 
-def _parse_usd(text: str, model: str, name: str) -> float:
-    example = f"router-{name}-usd40"
+def _parse_non_negative(text: str, model: str, what: str, example: str) -> float:
+    """A finite number >= 0 from the spec of a model name (USD per hour, cost weight λ)."""
     try:
         value = float(text)
     except ValueError:
-        raise ModelNameError(f"USD per hour {text!r} in model {model!r} is not a number; use e.g. {example!r}",
+        raise ModelNameError(f"{what} {text!r} in model {model!r} is not a number; use e.g. {example!r}",
                              param="model") from None
     if not math.isfinite(value) or value < 0:
-        raise ThresholdError(f"USD per hour {text!r} in model {model!r} must be a finite number >= 0, "
-                             f"e.g. {example!r}", param="model")
-    return value
-
-
-def _parse_cost_weight(text: str, model: str, name: str) -> float:
-    example = f"router-{name}-cost0.2"
-    try:
-        value = float(text)
-    except ValueError:
-        raise ModelNameError(f"cost weight λ {text!r} in model {model!r} is not a number; use e.g. {example!r}",
-                             param="model") from None
-    if not math.isfinite(value) or value < 0:
-        raise ThresholdError(f"cost weight λ {text!r} in model {model!r} must be a finite number >= 0, "
+        raise ThresholdError(f"{what} {text!r} in model {model!r} must be a finite number >= 0, "
                              f"e.g. {example!r}", param="model")
     return value
 
@@ -147,9 +134,11 @@ def parse_model_name(model: str, direct_models: tuple[str, ...] = ()) -> ModelSe
                                     f"router-{name}-strong0.3")
         return ModelSelection(router=name, strong_fraction=frac)
     if spec.startswith(USD_PER_HOUR_PREFIX):
-        return ModelSelection(router=name, usd_per_hour=_parse_usd(spec[len(USD_PER_HOUR_PREFIX):], model, name))
+        usd = _parse_non_negative(spec[len(USD_PER_HOUR_PREFIX):], model, "USD per hour", f"router-{name}-usd40")
+        return ModelSelection(router=name, usd_per_hour=usd)
     if spec.startswith(COST_WEIGHT_PREFIX):
-        return ModelSelection(router=name, cost_weight=_parse_cost_weight(spec[len(COST_WEIGHT_PREFIX):], model, name))
+        lam = _parse_non_negative(spec[len(COST_WEIGHT_PREFIX):], model, "cost weight λ", f"router-{name}-cost0.2")
+        return ModelSelection(router=name, cost_weight=lam)
     thr = _parse_unit_interval(spec, "threshold", model, f"router-{name}-0.5")
     return ModelSelection(router=name, threshold=thr)
 

@@ -18,39 +18,9 @@ from deployments.chat import ServedModels
 from deployments.config import IngressArgs
 from deployments.ingress import Ingress
 from deployments.metrics import ServingMetrics
+from tests.fakes import FakeHandle
 
 USER = [{"role": "user", "content": "hi"}]
-
-
-class _Handle:
-    def __init__(self, obj, stream=False):
-        self._obj, self._stream = obj, stream
-
-    def options(self, stream=False):
-        return _Handle(self._obj, stream)
-
-    def __getattr__(self, name):
-        method = getattr(self._obj, name)
-        stream = self._stream
-
-        class _M:
-            @staticmethod
-            def remote(*a, **k):
-                return method(*a, **k) if stream else _Resp(method(*a, **k))
-
-        return _M()
-
-
-class _Resp:
-    def __init__(self, value):
-        self._value = value
-
-    def __await__(self):
-        if asyncio.iscoroutine(self._value):
-            return self._value.__await__()
-        async def done():
-            return self._value
-        return done().__await__()
 
 
 def _completion(model, text):
@@ -97,7 +67,7 @@ class Strong:
 
 
 def _app(strong, fallback="weak"):
-    ing = Ingress({}, _Handle(Weak()), _Handle(strong),
+    ing = Ingress({}, FakeHandle(Weak()), FakeHandle(strong),
                   models=ServedModels(strong="strong", weak="weak", default_router="none", fallback=fallback,
                                       prices_usd_per_1m={"strong": (1e6, 1e6)}),
                   args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
@@ -220,7 +190,7 @@ class RecordingWeak(Weak):
 
 def _capable_app(strong, weak=None, lacks=("images", "audio", "tools"), strong_for=("images", "audio", "tools")):
     router, weak = WeakRouter(), weak or RecordingWeak()
-    ing = Ingress({"r": _Handle(router)}, _Handle(weak), _Handle(strong),
+    ing = Ingress({"r": FakeHandle(router)}, FakeHandle(weak), FakeHandle(strong),
                   models=ServedModels(strong="strong", weak="weak", default_router="r",
                                       weak_lacks=frozenset(lacks), route_strong_for=frozenset(strong_for)),
                   args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
