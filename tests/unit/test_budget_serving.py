@@ -21,7 +21,8 @@ from deployments import errors as E
 from routers.base import strong_mask
 from routers.budget import Target
 from routers.errors import ConfigError
-from tests.unit.test_deployments_ingress import Strong, Weak, _Handle
+from tests.fakes import FakeHandle
+from tests.unit.test_deployments_ingress import Strong, Weak
 
 
 class ScoreInPrompt:
@@ -38,11 +39,11 @@ PRICES = {"strong": (1e6, 1e6), "weak": (0.0, 0.0)}  # $1 per token strong: spen
 
 
 def make_ingress(state, budget: BudgetArgs, router_budget=None, keys_env=None):
-    ing = Ingress({"fake": _Handle(ScoreInPrompt())}, _Handle(Weak()), _Handle(Strong()),
+    ing = Ingress({"fake": FakeHandle(ScoreInPrompt())}, FakeHandle(Weak()), FakeHandle(Strong()),
                   models=ServedModels(strong="strong", weak="weak", default_router="fake",
                                       prices_usd_per_1m={"strong": PRICES["strong"], "weak": PRICES["weak"]}),
                   args=IngressArgs(api_keys_env=keys_env), metrics=ServingMetrics(export=False),
-                  budget_state=_Handle(state), budget=budget, router_budgets={"fake": router_budget},
+                  budget_state=FakeHandle(state), budget=budget, router_budgets={"fake": router_budget},
                   budget_prices=PRICES)
     ing.service.budget.autosync = False
     return ing
@@ -138,7 +139,7 @@ def test_usd_names_parse_and_bad_values_are_400():
 
 
 def test_usd_name_without_budget_control_is_a_clear_400():
-    ing = Ingress({"fake": _Handle(ScoreInPrompt())}, _Handle(Weak()), _Handle(Strong()),
+    ing = Ingress({"fake": FakeHandle(ScoreInPrompt())}, FakeHandle(Weak()), FakeHandle(Strong()),
                   models=ServedModels(strong="strong", weak="weak", default_router="fake"),
                   args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
 
@@ -280,7 +281,7 @@ def test_prices_from_the_genai_prices_table():
 def test_targets_are_bounded_in_the_state_and_in_each_replica():
     args = budget_args(max_targets=2)
     state = BudgetState(args.model_dump(), PRICES)
-    bc = BudgetClient(_Handle(state), args, {}, PRICES, ServingMetrics(export=False))
+    bc = BudgetClient(FakeHandle(state), args, {}, PRICES, ServingMetrics(export=False))
     for f in ("0.1", "0.2", "0.3"):
         key, target = bc.target_for(parse_model_name(f"router-fake-strong{f}"), None)
         bc.observe(key, target, 0.5, True)

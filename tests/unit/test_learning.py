@@ -22,7 +22,8 @@ from routers.learning.gate import compare, format_comparison, held_out_mask
 from routers.learning.labels import feedback_target, judge_record, targets
 from routers.learning.store import read_labels
 from tests.fakes import EASY_WORDS, HARD_WORDS, FakeJudgeClient, HashEmbedder
-from tests.unit.test_deployments_ingress import Strong, Weak, _Handle
+from tests.fakes import FakeHandle
+from tests.unit.test_deployments_ingress import Strong, Weak
 
 # --- the judge protocol ------------------------------------------------------------------------
 
@@ -125,7 +126,7 @@ def _ingress(tmp_path, judge_replies=(), clock=None, **learning):
     judge = FakeJudgeClient(judge_replies)
     extra = {"clock": clock} if clock else {}
     factory = functools.partial(Learning, judge_client_factory=lambda *a: judge, **extra)
-    ing = Ingress({"r": _Handle(FixedRouter(0.2))}, _Handle(Weak()), _Handle(Strong()),
+    ing = Ingress({"r": FakeHandle(FixedRouter(0.2))}, FakeHandle(Weak()), FakeHandle(Strong()),
                   models=ServedModels(strong="strong", weak="weak", default_router="r",
                                       prices_usd_per_1m={"strong": (10.0, 30.0)}),
                   args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False), learning=args,
@@ -188,7 +189,7 @@ def test_the_budget_and_the_sample_rate_cap_collection(tmp_path):
 
 def test_collection_and_feedback_are_off_by_default_and_store_nothing(tmp_path):
     assert not AppArgs().learning.collect and not AppArgs().learning.feedback
-    ing = Ingress({"r": _Handle(FixedRouter(0.2))}, _Handle(Weak()), _Handle(Strong()),
+    ing = Ingress({"r": FakeHandle(FixedRouter(0.2))}, FakeHandle(Weak()), FakeHandle(Strong()),
                   models=ServedModels(strong="strong", weak="weak", default_router="r"),
                   args=IngressArgs(api_keys_env=None), metrics=ServingMetrics(export=False))
     r1, r2 = _run(ing, [CHAT, ("/v1/feedback", {"request_id": "req-1", "verdict": "up"}, {})])
@@ -257,7 +258,7 @@ def test_hot_reload_of_an_in_process_router_and_shadow_scoring(tmp_path):
     from deployments.router_replica import InProcessRouter
 
     local = {"r": InProcessRouter("r", {"source": "length", "default_threshold": 0.5})}
-    ing = Ingress({}, _Handle(Weak()), _Handle(Strong()),
+    ing = Ingress({}, FakeHandle(Weak()), FakeHandle(Strong()),
                   models=ServedModels(strong="strong", weak="weak", default_router="r"),
                   args=IngressArgs(api_keys_env=None), local_routers=local, metrics=ServingMetrics(export=False))
     assert ing.metrics.snapshot()["router_versions"] == {"r": "length"}
@@ -277,7 +278,7 @@ def test_hot_reload_of_an_in_process_router_and_shadow_scoring(tmp_path):
 
 def test_a_shadow_router_scores_live_traffic_without_changing_it(tmp_path):
     ing, _ = _ingress(tmp_path, collect=False, feedback=False)
-    ing.learning.shadows = {"r": (_Handle(FixedRouter(0.9)), 0.5)}  # would send everything strong
+    ing.learning.shadows = {"r": (FakeHandle(FixedRouter(0.9)), 0.5)}  # would send everything strong
     rs = _run(ing, [CHAT, CHAT, CHAT])
     assert all(r.json()["model"] == "weak" for r in rs)  # the serving router (p 0.2) decides
     shadow = ing.metrics.snapshot()["learning"]["shadow"]["r"]
