@@ -85,6 +85,15 @@ def family_markdown(fam: dict[str, Any], routers: list[str]) -> list[str]:
     return lines
 
 
+def _grid(lambdas) -> str:
+    """The λ grid in words: 0 and n log-spaced values, or the list when short."""
+    lam = [float(x) for x in lambdas]
+    if len(lam) <= 20:
+        return str(lam)
+    pos = [x for x in lam if x > 0]
+    return f"{'0 and ' if 0.0 in lam else ''}{len(pos)} log-spaced values from {min(pos):g} to {max(pos):g}"
+
+
 def write_markdown(result: dict[str, Any], path: Path) -> None:
     routers = result["routers"]
     lines = ["# N-way routing: cross-fitted cost–quality evaluation", ""]
@@ -92,7 +101,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
         lines += ["Produced by:", "", "```", result["command"], "```", ""]
     lines += [
         f"Embedder `{result['embedder']}`; {result['folds']} folds × seeds {result['seeds']} per family; "
-        f"λ grid {result['lambdas']}. Routers trained on the other folds of the same family only. "
+        f"λ grid: {_grid(result['lambdas'])}. Routers trained on the other folds of the same family only. "
         f"Wall time {result['seconds']:.0f} s.", "",
         "How to read: **AIQ** (RouterBench) is the mean height of the non-decreasing upper convex hull of a "
         "router's (mean cost, mean quality) points over [cheapest single model's cost, priciest single model's "

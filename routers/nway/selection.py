@@ -65,15 +65,12 @@ def order(quality: np.ndarray, cost: np.ndarray, knob: float, rule: Rule = "cost
     position = np.broadcast_to(np.arange(m), q.shape)
     if rule == "cost":
         score = q - knob * rel
-        # lexsort: last key is primary. Best score first, then cheaper, then earlier.
-        return np.stack([np.lexsort((position[i], rel[i], -score[i])) for i in range(q.shape[0])]) if q.size else \
-            np.zeros(q.shape, dtype=np.int64)
+        # lexsort's last key is the primary one: best score first, then cheaper, then earlier
+        return np.lexsort((position, rel, -score), axis=-1)
     within = q >= q.max(axis=1, keepdims=True) - knob - 1e-12
     # within-τ models first (cheapest first), the rest by quality (then cheaper, then earlier)
-    key_group = (~within).astype(np.int64)
     key_in = np.where(within, rel, -q)
-    return np.stack([np.lexsort((position[i], rel[i], key_in[i], key_group[i])) for i in range(q.shape[0])]) \
-        if q.size else np.zeros(q.shape, dtype=np.int64)
+    return np.lexsort((position, rel, key_in, (~within).astype(np.int64)), axis=-1)
 
 
 def choose(quality: np.ndarray, cost: np.ndarray, knob: float, rule: Rule = "cost") -> np.ndarray:
