@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from routers.base import check_prompts
-from routers.errors import ConfigError, UnknownModelError
+from routers.errors import CheckpointError, ConfigError, UnknownModelError
 
 
 class QualityRouter(abc.ABC):
@@ -64,6 +64,35 @@ class QualityRouter(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """Small JSON-able summary for logs and /v1/models."""
         return {"name": self.name, "models": list(self.models)}
+
+    # --- checkpoints: the one layout of every N-way router ------------------------------------
+
+    WEIGHTS_FILE: ClassVar[str] = "model.safetensors"
+
+    def write_checkpoint(self, path: str | Path, arrays: dict[str, np.ndarray], **config: Any) -> Path:
+        """``model.safetensors`` (``arrays`` as float32) and ``config.json`` (router name, models,
+        ``config``), each written atomically."""
+        from routers.models.embedding_router import save_arrays
+        from routers.registry import write_config
+
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_arrays(path / self.WEIGHTS_FILE, {k: np.asarray(v, dtype=np.float32) for k, v in arrays.items()})
+        write_config(path, {"router": self.name, "models": self.models, **config})
+        return path
+
+    @classmethod
+    def read_checkpoint(cls, path: str | Path, arrays: Sequence[str]) -> tuple[Path, dict[str, Any], dict[str, np.ndarray]]:
+        """(path, config, arrays) of a checkpoint written by ``write_checkpoint`` for this router;
+        CheckpointError names the path and what is wrong."""
+        from routers.models.embedding_router import load_arrays
+        from routers.nway.registry import read_quality_config
+
+        path = Path(path)
+        cfg = read_quality_config(path)
+        if cfg["router"] != cls.name:
+            raise CheckpointError(f"{str(path)!r} holds a {cfg['router']!r} router, not {cls.name!r}")
+        return path, cfg, load_arrays(path / cls.WEIGHTS_FILE, arrays)
 
 
 def check_vocabulary(models: Sequence[str]) -> list[str]:

@@ -28,14 +28,12 @@ from routers.base import check_prompts
 from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError
 from routers.features import N_SURFACE, surface_features
-from routers.models.embedding_router import load_arrays, require, save_arrays
+from routers.models.embedding_router import require
 from routers.models.linear import _platt
 from routers.models.mf import sigmoid
 from routers.nway.base import QualityRouter, check_outcomes, check_vocabulary
 from routers.nway.knn import EmbeddingPlumbing
-from routers.registry import write_config
 
-WEIGHTS_FILE = "model.safetensors"
 #: ridge penalty when none is given (the served linear router's embedding-part default)
 DEFAULT_ALPHA = 10.0
 #: the penalties ``alpha="cv"`` chooses from, by 3-fold CV on the training prompts only
@@ -122,26 +120,15 @@ class HeadQualityRouter(QualityRouter):
         return self.predict_embeddings(prompts, self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_arrays(path / WEIGHTS_FILE, {"coef": self.coef.astype(np.float32), "bias": self.bias.astype(np.float32),
-                                          "calib": self.calib.astype(np.float32)})
-        write_config(path, {"router": self.name, "models": self.models, "alpha": self.alpha,
-                            "embedder": self.embedder_name, "embedding_dim": int(self.coef.shape[1] - N_SURFACE),
-                            "info": self.info})
-        return path
+        return self.write_checkpoint(
+            path, {"coef": self.coef, "bias": self.bias, "calib": self.calib}, alpha=self.alpha,
+            embedder=self.embedder_name, embedding_dim=int(self.coef.shape[1] - N_SURFACE), info=self.info)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None, **overrides: Any) -> "HeadQualityRouter":
-        from routers.nway.registry import read_quality_config
-
-        path = Path(path)
-        cfg = read_quality_config(path)
-        if cfg["router"] != cls.name:
-            raise CheckpointError(f"{str(path)!r} holds a {cfg['router']!r} router, not {cls.name!r}")
+        path, cfg, arrays = cls.read_checkpoint(path, ("coef", "bias", "calib"))
         if overrides:
             raise ConfigError(f"the head router takes no load options besides embedder, got {sorted(overrides)}")
-        arrays = load_arrays(path / WEIGHTS_FILE, ("coef", "bias", "calib"))
         try:
             return cls(arrays["coef"], arrays["bias"], arrays["calib"], require(cfg, "models", path),
                        alpha=float(cfg.get("alpha", DEFAULT_ALPHA)), embedder=embedder,

@@ -21,11 +21,9 @@ from routers.base import check_prompts
 from routers.embeddings import Embedder
 from routers.embeddings.common import l2_normalize
 from routers.errors import CheckpointError, ConfigError
-from routers.models.embedding_router import EmbeddingRouter, load_arrays, require, save_arrays
+from routers.models.embedding_router import EmbeddingRouter, require
 from routers.nway.base import QualityRouter, check_outcomes, check_vocabulary
-from routers.registry import write_config
 
-WEIGHTS_FILE = "model.safetensors"
 
 
 class KNNQualityRouter(QualityRouter):
@@ -78,27 +76,16 @@ class KNNQualityRouter(QualityRouter):
         return self.predict_embeddings(self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_arrays(path / WEIGHTS_FILE, {"embeddings": self.embeddings.astype(np.float32),
-                                          "outcomes": self.outcomes.astype(np.float32)})
-        write_config(path, {"router": self.name, "models": self.models, "k": self.k,
-                            "embedder": self.embedder_name, "embedding_dim": int(self.embeddings.shape[1]),
-                            "info": self.info})
-        return path
+        return self.write_checkpoint(path, {"embeddings": self.embeddings, "outcomes": self.outcomes}, k=self.k,
+                                     embedder=self.embedder_name, embedding_dim=int(self.embeddings.shape[1]),
+                                     info=self.info)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None, **overrides: Any) -> "KNNQualityRouter":
-        from routers.nway.registry import read_quality_config
-
-        path = Path(path)
-        cfg = read_quality_config(path)
-        if cfg["router"] != cls.name:
-            raise CheckpointError(f"{str(path)!r} holds a {cfg['router']!r} router, not {cls.name!r}")
+        path, cfg, arrays = cls.read_checkpoint(path, ("embeddings", "outcomes"))
         unknown = sorted(set(overrides) - {"k"})
         if unknown:
             raise ConfigError(f"unknown knn option(s) {unknown}; use embedder, k")
-        arrays = load_arrays(path / WEIGHTS_FILE, ("embeddings", "outcomes"))
         try:
             return cls(arrays["embeddings"], arrays["outcomes"], require(cfg, "models", path),
                        k=int(overrides.get("k", require(cfg, "k", path))), embedder=embedder,

@@ -27,13 +27,11 @@ import numpy as np
 from routers.base import check_prompts
 from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError
-from routers.models.embedding_router import load_arrays, require, save_arrays
+from routers.models.embedding_router import require
 from routers.models.mf import sigmoid
 from routers.nway.base import QualityRouter, check_vocabulary
 from routers.nway.knn import EmbeddingPlumbing
-from routers.registry import write_config
 
-WEIGHTS_FILE = "model.safetensors"
 PARAM_NAMES = ("W1", "b", "w2", "model_vectors", "model_bias")
 
 
@@ -80,26 +78,16 @@ class MFQualityRouter(QualityRouter):
         return self.predict_embeddings(self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        save_arrays(path / WEIGHTS_FILE, {
-            "W1": self.W1.astype(np.float32), "b": self.b.astype(np.float32), "w2": self.w2.astype(np.float32),
-            "model_vectors": self.model_vectors.astype(np.float32), "model_bias": self.model_bias.astype(np.float32)})
-        write_config(path, {"router": self.name, "models": self.models, "embedder": self.embedder_name,
-                            "embedding_dim": int(self.W1.shape[0]), "dim": int(self.W1.shape[1]), "info": self.info})
-        return path
+        return self.write_checkpoint(
+            path, {"W1": self.W1, "b": self.b, "w2": self.w2, "model_vectors": self.model_vectors,
+                   "model_bias": self.model_bias},
+            embedder=self.embedder_name, embedding_dim=int(self.W1.shape[0]), dim=int(self.W1.shape[1]), info=self.info)
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder | None = None, **overrides: Any) -> "MFQualityRouter":
-        from routers.nway.registry import read_quality_config
-
-        path = Path(path)
-        cfg = read_quality_config(path)
-        if cfg["router"] != cls.name:
-            raise CheckpointError(f"{str(path)!r} holds a {cfg['router']!r} router, not {cls.name!r}")
+        path, cfg, arrays = cls.read_checkpoint(path, PARAM_NAMES)
         if overrides:
             raise ConfigError(f"the N-way mf router takes no load options besides embedder, got {sorted(overrides)}")
-        arrays = load_arrays(path / WEIGHTS_FILE, PARAM_NAMES)
         try:
             return cls(arrays, require(cfg, "models", path), embedder=embedder,
                        embedder_name=require(cfg, "embedder", path), info=cfg.get("info"))
