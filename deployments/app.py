@@ -59,8 +59,11 @@ def ingress_user_config(cfg: AppArgs) -> dict[str, Any]:
     """The ingress's Serve ``user_config``: the failure policies and the configuration of every router
     placed in the ingress. Changing it (serve_config.yaml's ``deployments:`` section, or ``rayroute
     promote``) reconfigures the running ingress in place: a changed router source is a hot reload."""
-    return {"fallback": cfg.strong_model.fallback, "on_router_error": cfg.ingress.on_router_error,
-            "routers": {r.alias: r.user_config() for r in cfg.routers if r.placement == "ingress"}}
+    out = {"fallback": cfg.strong_model.fallback, "on_router_error": cfg.ingress.on_router_error,
+           "routers": {r.alias: r.user_config() for r in cfg.routers if r.placement == "ingress"}}
+    if cfg.nway is not None:  # N-way routers score in the ingress: a changed source is a hot reload too
+        out["nway_routers"] = {r.alias: {"source": r.source or r.alias, "kwargs": r.kwargs} for r in cfg.nway.routers}
+    return out
 
 
 def build_app(args: dict[str, Any] | AppArgs | None = None):

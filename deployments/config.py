@@ -29,7 +29,7 @@ def _abs(path: str) -> str:
     return str(p if p.is_absolute() else (REPO_ROOT / p))
 
 
-def _source_path(v: str | None) -> str | None:
+def resolve_source(v: str | None) -> str | None:
     """A router source: a registry name as is, a path made absolute."""
     if v is None:
         return v
@@ -147,7 +147,7 @@ class RouterConfig(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str | None) -> str | None:
-        return _source_path(v)
+        return resolve_source(v)
 
 
 class BudgetTargetArgs(_Strict):
@@ -471,7 +471,7 @@ class NWayRouterArgs(_Strict):
     @field_validator("source")
     @classmethod
     def _source(cls, v: str | None) -> str | None:
-        return _source_path(v)
+        return resolve_source(v)
 
 
 class NWayArgs(_Strict):

@@ -27,7 +27,7 @@ POLICIES: dict[str, tuple[str, ...]] = {"fallback": ("weak", "error"), "on_route
 #: the other user_config keys: the in-process routers' configurations (alias -> RouterConfig; a
 #: changed source reloads the router in place: a promotion) and the shadow candidates (served alias
 #: -> {source, threshold, kwargs})
-USER_CONFIG_KEYS = (*POLICIES, "routers", "shadow")
+USER_CONFIG_KEYS = (*POLICIES, "routers", "shadow", "nway_routers")
 
 
 def router_version(source: str | None, alias: str) -> str:
@@ -109,6 +109,8 @@ class Ingress:
                              f"routers: {sorted(self.local_routers)} (others take their own user_config)")
         for alias, rc in routers.items():
             await self._reload_router(alias, RouterConfig.model_validate(rc))
+        for alias, spec in dict(cfg.get("nway_routers") or {}).items():
+            await self._reload_nway_router(alias, dict(spec or {}))
         if "shadow" in cfg:
             await self._set_shadows(dict(cfg["shadow"] or {}))
         self._set_policies(cfg)
@@ -121,6 +123,20 @@ class Ingress:
         self.metrics.record_router_version(alias, version, reloaded)
         if reloaded:
             log.info("router %r hot-reloaded: %s -> %s", alias, old_source, new.source)
+
+    async def _reload_nway_router(self, alias: str, spec: dict[str, Any]) -> None:
+        """A changed N-way checkpoint: loaded in a worker thread while the old one serves, then swapped."""
+        nway = self.service.nway
+        if nway is None:
+            raise ValueError(f"ingress user_config nway_routers names {alias!r} but this app has no nway: section")
+        unknown = sorted(set(spec) - {"source", "kwargs"})
+        if unknown or not isinstance(spec.get("source"), str):
+            raise ValueError(f"ingress user_config nway_routers[{alias!r}] takes source (a string) and kwargs; "
+                             f"got {sorted(spec)}")
+        from deployments.config import resolve_source
+
+        reloaded = await asyncio.to_thread(nway.reload, alias, resolve_source(spec["source"]), spec.get("kwargs"))
+        self.metrics.record_router_version(alias, router_version(spec["source"], alias), reloaded)
 
     async def _set_shadows(self, specs: dict[str, dict[str, Any]]) -> None:
         from deployments.router_replica import InProcessRouter

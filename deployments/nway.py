@@ -92,6 +92,10 @@ class InProcessQualityRouter:
         """Predicted quality of each of ``models`` on ``text``, in their order."""
         return self.start()._router.predict([text])[0, self._columns]
 
+    def replaced(self, source: str, kwargs: dict[str, Any]) -> "InProcessQualityRouter":
+        """A copy of this router with another checkpoint (same models and default λ), not started."""
+        return InProcessQualityRouter(self.alias, source, kwargs, self.models, self.default_weight)
+
     def describe(self) -> dict[str, Any]:
         info = self._router.describe() if self._router is not None else {}
         return {"alias": self.alias, "source": self.source, "models": [m.name for m in self.models],
@@ -131,6 +135,25 @@ class NWayRouting:
         for router in self.routers.values():
             router.start()
         return self
+
+    def user_config(self) -> dict[str, dict[str, Any]]:
+        """Each router's checkpoint as the ingress's ``user_config`` holds it (``nway_routers``)."""
+        return {alias: {"source": r.source, "kwargs": r.kwargs} for alias, r in self.routers.items()}
+
+    def reload(self, alias: str, source: str, kwargs: dict[str, Any] | None = None) -> bool:
+        """Load ``source`` for router ``alias`` and swap it in once it is ready (the old one serves
+        until then; a checkpoint that fails to load, or lacks a model, raises and changes nothing).
+        Returns whether anything changed. Blocking: run it in a worker thread."""
+        if alias not in self.routers:
+            raise ValueError(f"unknown N-way router {alias!r} in the ingress user_config; N-way routers: "
+                             f"{sorted(self.routers)}")
+        current = self.routers[alias]
+        kwargs = dict(kwargs or {})
+        if current.source == source and current.kwargs == kwargs:
+            return False
+        self.routers[alias] = current.replaced(source, kwargs).start()
+        log.info("N-way router %r hot-reloaded: %s -> %s", alias, current.source, source)
+        return True
 
     def prices_usd_per_1m(self) -> dict[str, tuple[float, float]]:
         return {name: m.usd_per_1m for name, m in self.models.items()}

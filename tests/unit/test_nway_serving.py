@@ -346,3 +346,43 @@ def test_the_app_binds_one_deployment_per_nway_model(checkpoint):
     big = backends["m-big"]._bound_deployment
     assert big.func_or_class.__name__ == "StrongModel" and big.init_kwargs["model"] == "m-big"
     assert kwargs["models"].prices_usd_per_1m["m-big"] == (20.0, 20.0)
+
+
+# --- hot reload through the ingress's user_config -------------------------------------------------
+
+
+def test_a_changed_nway_checkpoint_is_hot_reloaded(checkpoint, tmp_path):
+    from routers.embeddings import HashingEmbedder
+    from routers.errors import CheckpointError
+    from routers.nway.knn import KNNQualityRouter
+    from tests.fakes import nway_training
+
+    ing, app, _ = _ingress(checkpoint)
+    assert _chat(app, "router-knn-cost0").headers["x-routed-model"] == "m-big"
+    # a second checkpoint where the cheapest model is as good as the best on hard prompts
+    prompts, outcomes = nway_training()
+    outcomes[::2, 0] = 1.0  # hard prompts (even rows): m-cheap right too
+    KNNQualityRouter.fit(prompts, outcomes, NWAY_MODELS, HashingEmbedder(64), k=5).save(tmp_path / "v2")
+
+    asyncio.run(ing.reconfigure({"nway_routers": {"knn": {"source": str(tmp_path / "v2")}}}))
+    assert _chat(app, "router-knn-cost0").headers["x-routed-model"] == "m-cheap"  # the tie goes to the cheapest
+    assert ing.metrics.snapshot()["router_versions"]["knn"] == "v2"
+    assert ing.metrics.router_reloads["knn"] == 1
+    # the same source again changes nothing; a broken one raises and the current one keeps serving
+    asyncio.run(ing.reconfigure({"nway_routers": {"knn": {"source": str(tmp_path / "v2")}}}))
+    assert ing.metrics.router_reloads["knn"] == 1
+    with pytest.raises(CheckpointError):
+        asyncio.run(ing.reconfigure({"nway_routers": {"knn": {"source": str(tmp_path / "missing")}}}))
+    assert _chat(app, "router-knn-cost0").headers["x-routed-model"] == "m-cheap"
+    with pytest.raises(ValueError, match="unknown N-way router 'nope'"):
+        asyncio.run(ing.reconfigure({"nway_routers": {"nope": {"source": str(checkpoint)}}}))
+    with pytest.raises(ValueError, match="takes source"):
+        asyncio.run(ing.reconfigure({"nway_routers": {"knn": {"path": "x"}}}))
+
+
+def test_the_app_puts_nway_routers_in_the_ingress_user_config(checkpoint):
+    from deployments.app import ingress_user_config
+
+    cfg = AppArgs.model_validate({"nway": _nway(checkpoint)})
+    assert ingress_user_config(cfg)["nway_routers"] == {"knn": {"source": str(checkpoint), "kwargs": {}}}
+    assert "nway_routers" not in ingress_user_config(AppArgs())
