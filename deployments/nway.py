@@ -176,8 +176,11 @@ class NWayRouting:
         quality = router.quality(routing_text)
         cost = [m.cost_usd(prompt_tokens, completion) for m in router.models]
         ranked = rank([m.name for m in router.models], quality, cost, knob, self.rule)
+        price = {m.name: m.usd_per_1m for m in router.models}
         candidates = [NWayCandidate(model=c.model, quality=c.quality, estimated_cost_usd=c.cost,
-                                    relative_cost=c.relative_cost, score=c.score) for c in ranked]
+                                    relative_cost=c.relative_cost, score=c.score,
+                                    input_usd_per_1m_tokens=price[c.model][0],
+                                    output_usd_per_1m_tokens=price[c.model][1]) for c in ranked]
         return NWayDecision(router=alias, routed_model=candidates[0].model, rule=self.rule, cost_weight=knob,
                             prompt_tokens=prompt_tokens, completion_tokens=completion, candidates=candidates,
                             tenant=tenant)

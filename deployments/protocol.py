@@ -350,6 +350,8 @@ class NWayCandidate(BaseModel):
     estimated_cost_usd: float  # this request on this model, from the estimated tokens and its price
     relative_cost: float       # cost / the priciest candidate's
     score: float               # quality − λ · relative_cost (rule "cost"); quality (rule "within")
+    input_usd_per_1m_tokens: float | None = None   # the configured price the estimate used
+    output_usd_per_1m_tokens: float | None = None
 
 
 class NWayDecision(BaseModel):

@@ -219,6 +219,7 @@ def test_route_returns_the_ranked_candidates(checkpoint):
     tokens = body["prompt_tokens"] + 100
     assert big["estimated_cost_usd"] == pytest.approx(tokens * 20.0 / 1e6)
     assert big["relative_cost"] == 1.0 and big["score"] == pytest.approx(0.8)
+    assert big["input_usd_per_1m_tokens"] == big["output_usd_per_1m_tokens"] == 20.0  # the configured price
     assert all(b.calls == 0 for b in backends.values())  # a decision only
 
 
