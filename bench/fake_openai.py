@@ -2,7 +2,7 @@
 place: ``FakeChatServer`` runs uvicorn on 127.0.0.1 in a daemon thread and answers
 ``POST /v1/chat/completions`` with whatever its ``reply(body)`` returns; usage grows with the text
 (about 4 characters a token), so dollar figures computed from usage behave like real ones.
-Streaming is not served.
+A request with ``stream: true`` gets the same answer as OpenAI's SSE chunks (``sse``).
 
 - ``FakeOpenAI``: a fixed reply, at once (``rayroute bench-budget``).
 - ``bench.fake_backends``: models right or wrong by golden outcomes, and a judge (the learning
@@ -14,13 +14,14 @@ Streaming is not served.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from bench.loopback import LoopbackServer, free_port
 
@@ -50,6 +51,28 @@ def completion(model: str, content: str, prompt_tokens: int, completion_tokens: 
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": out, "total_tokens": prompt_tokens + out}}
 
 
+def sse(answer: dict[str, Any], include_usage: bool = False):
+    """A chat.completion body as OpenAI's stream: a role chunk, one chunk per word of the content, a
+    finish chunk, the usage chunk if asked for, ``data: [DONE]``."""
+    head = {"id": answer["id"], "object": "chat.completion.chunk", "created": answer["created"],
+            "model": answer["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return "data: " + json.dumps({**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}) + "\n\n"
+
+    async def events():
+        yield chunk({"role": "assistant", "content": ""})
+        words = (answer["choices"][0]["message"].get("content") or "").split(" ")
+        for i, word in enumerate(words):
+            yield chunk({"content": word if i == 0 else " " + word})
+        yield chunk({}, finish=answer["choices"][0].get("finish_reason") or "stop")
+        if include_usage:
+            yield "data: " + json.dumps({**head, "choices": [], "usage": answer["usage"]}) + "\n\n"
+        yield "data: [DONE]\n\n"
+
+    return events()
+
+
 class FakeChatServer:
     """The server; subclasses say what each request gets (``reply``). ``calls`` counts requests."""
 
@@ -76,6 +99,9 @@ class FakeChatServer:
             with self._lock:
                 self.calls += 1
                 status, out = self.reply(body)
+            if body.get("stream") and status == 200:
+                return StreamingResponse(sse(out, (body.get("stream_options") or {}).get("include_usage")),
+                                         media_type="text/event-stream")
             return JSONResponse(out, status_code=status)
 
         return app

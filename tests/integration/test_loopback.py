@@ -31,3 +31,17 @@ def test_stop_frees_the_port_and_a_taken_port_fails_to_start_with_its_name():
     again = LoopbackServer("again", first.port)
     again.start(app, timeout_s=10)
     again.stop()
+
+
+def test_fake_openai_streams_like_openai_with_the_official_client():
+    import openai
+
+    with FakeOpenAI(name="fake-strong", completion_tokens=3, reply="one two three") as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="k", max_retries=0)
+        chunks = list(client.chat.completions.create(model="fake-strong", stream=True,
+                                                     stream_options={"include_usage": True},
+                                                     messages=[{"role": "user", "content": "count"}]))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].usage.completion_tokens == 3 and not chunks[-1].choices

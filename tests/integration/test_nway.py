@@ -124,6 +124,24 @@ def test_a_failing_backend_falls_back_to_the_next_candidate(client, http, backen
     assert stats["estimated_cost_usd"]["m-big"] > 0
 
 
+def test_streaming_routes_and_falls_back_the_same_way(client, backends):
+    def stream(model):
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=MSG, max_tokens=8, stream=True)
+        return raw.headers, list(raw.parse())
+
+    headers, chunks = stream("router-knn-cost0.2")
+    assert headers["x-routed-model"] == "m-mid" and "x-rayroute-fallback" not in headers
+    assert {c.model for c in chunks} == {"m-mid"}
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "m-mid answers"
+    backends["m-mid"].fail_status = 503  # the model is chosen, and falls back, before the first chunk
+    try:
+        headers, chunks = stream("router-knn-cost0.2")
+    finally:
+        backends["m-mid"].fail_status = None
+    assert headers["x-routed-model"] == "m-big" and headers["x-rayroute-fallback"] == "m-mid_failed:upstream_http_503"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "m-big answers"
+
+
 def test_bad_cost_weight_is_400_naming_it(client):
     with pytest.raises(openai.BadRequestError) as exc:
         client.chat.completions.create(model="router-knn-cost-1", messages=MSG)
