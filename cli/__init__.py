@@ -6,3 +6,8 @@ taking the parsed ``argparse.Namespace`` and returning an exit code. Logic modul
 when a command runs, never when the parser is built, so ``rayroute --help`` stays fast and a
 library command never imports Ray.
 """
+
+
+def split_list(value: str | None) -> list[str]:
+    """A comma-separated option as a list, blanks dropped (``--routers a,b``)."""
+    return [v.strip() for v in (value or "").split(",") if v.strip()]

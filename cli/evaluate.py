@@ -9,14 +9,11 @@ import argparse
 import logging
 from pathlib import Path
 
+from cli import split_list as _split
 from routers.data.benchmarks import BENCHMARKS
 from routers.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 def run_eval(routers=None, benchmarks=None, out: str | Path = "eval-out", doc: str | Path | None = None,

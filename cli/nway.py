@@ -10,13 +10,10 @@ import argparse
 import logging
 from pathlib import Path
 
+from cli import split_list as _split
 from routers.errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-
-def _split(value: str | None) -> list[str]:
-    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 def train_nway(router: str, sources: str = "routerbench", embedder: str = "static", out: str | Path | None = None,
@@ -46,22 +43,9 @@ def train_nway(router: str, sources: str = "routerbench", embedder: str = "stati
     info = {"sources": _split(sources) if isinstance(sources, str) else list(sources),
             "families": {f.name: len(f.prompts) for f in fams}, "seed": seed, "command": command,
             "mean_cost_usd_per_query": mean_cost}
-    if router == "knn":
-        from routers.nway.knn import KNNQualityRouter, choose_k
+    from routers.nway.registry import fit_quality_router
 
-        k, cv = choose_k(emb, y, seed=seed)
-        r = KNNQualityRouter(emb, y, models, k=k, embedder=emb_model, info={**info, "k_cv_brier": cv})
-    elif router == "head":
-        from routers.nway.head import HeadQualityRouter
-
-        r = HeadQualityRouter.fit_embeddings(prompts, emb, y, models, alpha="cv", embedder=emb_model, info=info,
-                                             seed=seed)
-    elif router == "mf":
-        from routers.training.nway_mf import fit_mf_quality
-
-        r = fit_mf_quality(emb, y, models, emb_model.name, seed=seed, info=info)
-    else:
-        raise ConfigError(f"unknown N-way router {router!r}; known: knn, head, mf")
+    r = fit_quality_router(router, prompts, emb, y, models, embedder=emb_model, seed=seed, info=info)
     path = r.save(Path(out) if out else default_checkpoint_dir() / f"nway_{router}")
     size = sum(p.stat().st_size for p in path.iterdir())
     print(f"train-nway {router}: {len(prompts)} prompts × {len(models)} models -> {path} ({size / 1e6:.2f} MB)")

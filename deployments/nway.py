@@ -54,7 +54,7 @@ def _no_prompt_cache(router: Any) -> None:
     the uncached variant (training's default caches (model, text) pairs on disk)."""
     from deployments.router_replica import _no_prompt_cache as uncached
 
-    for part in (router, getattr(router, "_embed", None)):  # kNN keeps its embedder in ``_embed``
+    for part in (router, getattr(router, "_embed", None)):  # quality routers keep theirs in ``_embed``
         if part is not None:
             uncached(part)
 

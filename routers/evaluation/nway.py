@@ -88,24 +88,17 @@ def text_duplicate_groups(prompts: Sequence[str], threshold: float = 0.95, block
 
 def fit_predict(router: str, prompts: Sequence[str], emb: np.ndarray, y: np.ndarray, test_prompts: Sequence[str],
                 test_emb: np.ndarray, models: Sequence[str], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Fit ``router`` on (prompts, emb, y) and predict the test rows; hyper-parameters chosen
-    inside the training rows only. Returns the (n_test, m) predicted quality and what was chosen."""
-    if router == "knn":
-        from routers.nway.knn import KNNQualityRouter, choose_k
+    """Fit ``router`` on (prompts, emb, y) as ``rayroute train-nway`` does
+    (``routers.nway.registry.fit_quality_router``) and predict the test rows. Returns the (n_test, m)
+    predicted quality and the hyper-parameter chosen inside the training rows."""
+    from routers.nway.registry import fit_quality_router
 
-        k, _ = choose_k(emb, y, seed=seed)
-        return KNNQualityRouter(emb, y, models, k=k).predict_embeddings(test_emb), {"k": k}
-    if router == "head":
-        from routers.nway.head import HeadQualityRouter
-
-        r = HeadQualityRouter.fit_embeddings(prompts, emb, y, models, alpha="cv", embedder_name="eval", seed=seed)
-        return r.predict_embeddings(test_prompts, test_emb), {"alpha": r.alpha}
-    if router == "mf":
-        from routers.training.nway_mf import fit_mf_quality
-
-        r = fit_mf_quality(emb, y, models, embedder_name="eval", seed=seed)
-        return r.predict_embeddings(test_emb), {"best_epoch": r.info["training"]["best_epoch"]}
-    raise ConfigError(f"unknown N-way router {router!r} for the evaluation; known: {', '.join(QUALITY_ROUTERS)}")
+    if router not in QUALITY_ROUTERS:
+        raise ConfigError(f"unknown N-way router {router!r} for the evaluation; known: {', '.join(QUALITY_ROUTERS)}")
+    r = fit_quality_router(router, prompts, emb, y, models, embedder_name="eval", seed=seed)
+    chosen = {"knn": lambda: {"k": r.k}, "head": lambda: {"alpha": r.alpha},
+              "mf": lambda: {"best_epoch": r.info["training"]["best_epoch"]}}[router]()
+    return r.predict_embeddings(test_prompts, test_emb), chosen
 
 
 def pair_scores(prompts: Sequence[str], emb: np.ndarray, y: np.ndarray, test_prompts: Sequence[str],

@@ -15,7 +15,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from routers.base import check_prompts
+from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError, UnknownModelError
+from routers.models.embedding_router import EmbeddingRouter
 
 
 class QualityRouter(abc.ABC):
@@ -34,8 +36,14 @@ class QualityRouter(abc.ABC):
     models: list[str]
 
     @abc.abstractmethod
+    def predict_embeddings(self, prompts: Sequence[str], emb: np.ndarray) -> np.ndarray:
+        """Predicted quality for prompts whose embeddings the caller already has (cross-fitting
+        embeds once); routers that score on the embedding alone ignore ``prompts``."""
+
     def predict(self, prompts: Sequence[str]) -> np.ndarray:
         """Predicted quality, shape (len(prompts), len(self.models))."""
+        prompts = check_prompts(prompts)
+        return self.predict_embeddings(prompts, self._embed.embed(prompts))
 
     @abc.abstractmethod
     def save(self, path: str | Path) -> Path:
@@ -120,4 +128,25 @@ def check_outcomes(outcomes: np.ndarray, n_prompts: int, n_models: int) -> np.nd
     return y
 
 
-__all__ = ["QualityRouter", "check_prompts", "check_outcomes", "check_vocabulary"]
+class EmbeddingPlumbing(EmbeddingRouter):
+    """The embedding plumbing of ``EmbeddingRouter`` (lazy embedder from the checkpoint's name,
+    dimension checks), reused by composition since a quality router is not a two-model Router.
+    Every quality router keeps one as ``_embed``; ``owner`` names the router in error messages."""
+
+    def __init__(self, embedder: Embedder | None, embedder_name: str | None, embedding_dim: int | None,
+                 owner: str) -> None:
+        super().__init__(embedder, embedder_name, embedding_dim)
+        self.name = owner
+
+    def check(self, emb: np.ndarray) -> np.ndarray:
+        return self.check_embeddings(emb)
+
+    def save(self, path):  # pragma: no cover - never saved on its own
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path, **overrides):  # pragma: no cover
+        raise NotImplementedError
+
+
+__all__ = ["EmbeddingPlumbing", "QualityRouter", "check_prompts", "check_outcomes", "check_vocabulary"]

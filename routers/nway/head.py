@@ -31,8 +31,7 @@ from routers.features import N_SURFACE, surface_features
 from routers.models.embedding_router import require
 from routers.models.linear import _platt
 from routers.models.mf import sigmoid
-from routers.nway.base import QualityRouter, check_outcomes, check_vocabulary
-from routers.nway.knn import EmbeddingPlumbing
+from routers.nway.base import EmbeddingPlumbing, QualityRouter, check_outcomes, check_vocabulary
 
 #: ridge penalty when none is given (the served linear router's embedding-part default)
 DEFAULT_ALPHA = 10.0
@@ -114,10 +113,6 @@ class HeadQualityRouter(QualityRouter):
         # row-wise products (not one BLAS matmul) so a prompt alone and inside a batch score alike
         z = np.einsum("nd,md->nm", x, self.coef, optimize=False) + self.bias
         return sigmoid(self.calib[:, 0] * z + self.calib[:, 1])
-
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        prompts = check_prompts(prompts)
-        return self.predict_embeddings(prompts, self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
         return self.write_checkpoint(

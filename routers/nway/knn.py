@@ -21,9 +21,8 @@ from routers.base import check_prompts
 from routers.embeddings import Embedder
 from routers.embeddings.common import l2_normalize
 from routers.errors import CheckpointError, ConfigError
-from routers.models.embedding_router import EmbeddingRouter, require
-from routers.nway.base import QualityRouter, check_outcomes, check_vocabulary
-
+from routers.models.embedding_router import require
+from routers.nway.base import EmbeddingPlumbing, QualityRouter, check_outcomes, check_vocabulary
 
 
 class KNNQualityRouter(QualityRouter):
@@ -46,7 +45,7 @@ class KNNQualityRouter(QualityRouter):
         have = ~np.isnan(self.outcomes)
         # a model's mean outcome over all training prompts (0 for a model with none)
         self.prior = np.where(have, self.outcomes, 0.0).sum(axis=0) / np.maximum(have.sum(axis=0), 1)
-        self._embed = EmbeddingPlumbing(embedder, embedder_name, emb.shape[1])
+        self._embed = EmbeddingPlumbing(embedder, embedder_name, emb.shape[1], owner=self.name)
         self.embedder_name = self._embed.embedder_name
         self.info = dict(info or {})
 
@@ -58,7 +57,8 @@ class KNNQualityRouter(QualityRouter):
         emb = np.asarray(embedder.embed(prompts), dtype=np.float32)
         return cls(emb, outcomes, models, k=k, embedder=embedder, info=info)
 
-    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
+    def predict_embeddings(self, prompts: Sequence[str] | None, emb: np.ndarray) -> np.ndarray:
+        """Mean outcome of the k nearest training prompts; scores on ``emb`` alone."""
         emb = l2_normalize(self._embed.check(emb))
         if emb.shape[0] == 0:
             return np.zeros((0, len(self.models)))
@@ -71,9 +71,6 @@ class KNNQualityRouter(QualityRouter):
         total = np.where(have, y, 0.0).sum(axis=1)
         count = have.sum(axis=1)
         return np.where(count > 0, total / np.maximum(count, 1), self.prior[None, :])
-
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        return self.predict_embeddings(self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
         return self.write_checkpoint(path, {"embeddings": self.embeddings, "outcomes": self.outcomes}, k=self.k,
@@ -98,29 +95,6 @@ class KNNQualityRouter(QualityRouter):
                 "n_train": int(self.embeddings.shape[0])}
 
 
-class EmbeddingPlumbing(EmbeddingRouter):
-    """The embedding plumbing of ``EmbeddingRouter`` (lazy embedder from the checkpoint's name,
-    dimension checks), reused by composition since a quality router is not a two-model Router.
-    ``owner`` names the quality router in error messages."""
-
-    name = "knn"
-
-    def __init__(self, embedder: Embedder | None, embedder_name: str | None, embedding_dim: int | None,
-                 owner: str = "knn") -> None:
-        super().__init__(embedder, embedder_name, embedding_dim)
-        self.name = owner
-
-    def check(self, emb: np.ndarray) -> np.ndarray:
-        return self.check_embeddings(emb)
-
-    def save(self, path):  # pragma: no cover - never saved on its own
-        raise NotImplementedError
-
-    @classmethod
-    def load(cls, path, **overrides):  # pragma: no cover
-        raise NotImplementedError
-
-
 #: the k values ``choose_k`` picks from
 K_GRID = (5, 10, 20, 40)
 
@@ -139,7 +113,7 @@ def choose_k(emb: np.ndarray, outcomes: np.ndarray, seed: int = 0, folds: int = 
     for f in range(folds):
         tr, va = fold != f, fold == f
         for k in K_GRID:
-            q = KNNQualityRouter(emb[tr], y[tr], models, k=k).predict_embeddings(emb[va])
+            q = KNNQualityRouter(emb[tr], y[tr], models, k=k).predict_embeddings(None, emb[va])
             err[k] += float(np.nanmean((q - y[va]) ** 2)) / folds
     best = min(K_GRID, key=lambda k: (err[k], k))
     return best, {str(k): round(v, 6) for k, v in err.items()}

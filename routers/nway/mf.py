@@ -24,13 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from routers.base import check_prompts
 from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError
 from routers.models.embedding_router import require
 from routers.models.mf import sigmoid
-from routers.nway.base import QualityRouter, check_vocabulary
-from routers.nway.knn import EmbeddingPlumbing
+from routers.nway.base import EmbeddingPlumbing, QualityRouter, check_vocabulary
 
 PARAM_NAMES = ("W1", "b", "w2", "model_vectors", "model_bias")
 
@@ -64,18 +62,14 @@ class MFQualityRouter(QualityRouter):
         self.embedder_name = self._embed.embedder_name
         self.info = dict(info or {})
 
-    def predict_embeddings(self, emb: np.ndarray) -> np.ndarray:
-        """Predicted quality (n, m) for precomputed prompt embeddings (n, d_q)."""
+    def predict_embeddings(self, prompts: Sequence[str] | None, emb: np.ndarray) -> np.ndarray:
+        """Predicted quality (n, m) for precomputed prompt embeddings (n, d_q); scores on ``emb`` alone."""
         emb = self._embed.check(emb).astype(np.float64)
         if emb.shape[0] == 0:
             return np.zeros((0, len(self.models)))
         # einsum without BLAS blocking: a prompt alone and inside a batch get the same numbers
         h = np.einsum("nd,dk->nk", emb, self.W1, optimize=False) + self.b
         return sigmoid(np.einsum("nk,km->nm", h, self._mix, optimize=False) + self.model_bias)
-
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        prompts = check_prompts(prompts)
-        return self.predict_embeddings(self._embed.embed(prompts))
 
     def save(self, path: str | Path) -> Path:
         return self.write_checkpoint(

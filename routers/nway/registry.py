@@ -8,10 +8,14 @@ imported lazily.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from routers.errors import CheckpointError, UnknownRouterError
+import numpy as np
+
+from routers.embeddings import Embedder
+from routers.errors import CheckpointError, ConfigError, UnknownRouterError
 from routers.nway.base import QualityRouter
 from routers.registry import default_checkpoint_dir, read_config
 
@@ -21,6 +25,32 @@ QUALITY_ROUTER_CLASSES: dict[str, str] = {
     "head": "routers.nway.head:HeadQualityRouter",
     "mf": "routers.nway.mf:MFQualityRouter",
 }
+
+
+def fit_quality_router(name: str, prompts: Sequence[str], emb: np.ndarray, outcomes: np.ndarray,
+                       models: Sequence[str], embedder: Embedder | None = None, embedder_name: str | None = None,
+                       seed: int = 0, info: dict[str, Any] | None = None) -> QualityRouter:
+    """Fit router ``name`` on precomputed embeddings, its hyper-parameter chosen inside these rows
+    only (kNN's k and the head's penalty by inner CV, MF's epoch on 10 % of them): the one recipe
+    per router of ``rayroute train-nway`` and of the cross-fitted evaluation."""
+    embedder_name = embedder_name or (embedder.name if embedder is not None else None)
+    info = dict(info or {})
+    if name == "knn":
+        from routers.nway.knn import KNNQualityRouter, choose_k
+
+        k, cv = choose_k(emb, outcomes, seed=seed)
+        return KNNQualityRouter(emb, outcomes, models, k=k, embedder=embedder, embedder_name=embedder_name,
+                                info={**info, "k_cv_brier": cv})
+    if name == "head":
+        from routers.nway.head import HeadQualityRouter
+
+        return HeadQualityRouter.fit_embeddings(prompts, emb, outcomes, models, alpha="cv", embedder=embedder,
+                                                embedder_name=embedder_name, info=info, seed=seed)
+    if name == "mf":
+        from routers.training.nway_mf import fit_mf_quality
+
+        return fit_mf_quality(emb, outcomes, models, embedder_name, seed=seed, info=info, embedder=embedder)
+    raise ConfigError(f"unknown N-way router {name!r}; known: {', '.join(QUALITY_ROUTER_CLASSES)}")
 
 
 def quality_router_class(name: str) -> type[QualityRouter]:

@@ -50,7 +50,7 @@ def _module(dq: int, dm: int, n_models: int, prior: np.ndarray):
 
 def fit_mf_quality(emb: np.ndarray, outcomes: np.ndarray, models: Sequence[str], embedder_name: str | None,
                    seed: int = 0, num_threads: int | None = 1, info: dict[str, Any] | None = None,
-                   **hyper: Any) -> MFQualityRouter:
+                   embedder: Any = None, **hyper: Any) -> MFQualityRouter:
     """Fit on embeddings (n, d_q) and outcomes (n, m) in [0, 1] with NaN for missing cells.
     ``hyper`` overrides ``DEFAULTS`` (dim, epochs, lr, weight_decay, batch_size, val_fraction)."""
     import torch
@@ -111,4 +111,5 @@ def fit_mf_quality(emb: np.ndarray, outcomes: np.ndarray, models: Sequence[str],
     summary = {**hp, "seed": seed, "best_epoch": epoch, "n_cells": int(len(rows)), "n_prompts": int(emb.shape[0]),
                **({"val_log_loss": val} if len(va_idx) else {})}
     log.debug("nway mf: %s", summary)
-    return MFQualityRouter(params, models, embedder_name=embedder_name, info={**(info or {}), "training": summary})
+    return MFQualityRouter(params, models, embedder=embedder, embedder_name=embedder_name,
+                           info={**(info or {}), "training": summary})
