@@ -8,6 +8,12 @@ served pair's outcomes, for the ``linear_aux`` router's extra features.
 - ``steps``: log(1 + the number of lines of the reference solution) of GSM8K *train* questions:
   how much reasoning a prompt asks for.
 
+Why ``load_aux`` adds a copy of every row with a claim of difficulty (``DIFFICULTY_CLAIMS``): a
+regressor of "how hard" on the prompt text also learns that words like "hard" or "expert" mean
+hard, so a user could buy the strong model by saying so (``routers.evaluation.manipulation``). The
+copies carry the same target, which teaches the regressor that such claims add no difficulty. The
+claims are worded apart from the manipulation measurement's texts, which are never trained on.
+
 Each row carries a *family* (``open7:<set>``, ``routerbench:<set>``, ``gsm8k:train``). A family
 that is another split of an evaluation benchmark is listed in ``BENCHMARK_FAMILIES`` and never
 used when that benchmark is the evaluation target (``routers.evaluation.protocol``).
@@ -36,6 +42,32 @@ BENCHMARK_FAMILIES: dict[str, tuple[str, ...]] = {
 #: open7 sets not used: Chinese (C-Eval, CMMLU; the English embedders see little of them, and
 #: CMMLU is MMLU's sibling)
 OPEN7_SKIP = ("ceval", "cmmlu_test", "cmmlu_train")
+
+
+#: claims of difficulty or importance that carry no task content, for the augmented copies
+#: (position, text). Worded apart from ``routers.evaluation.manipulation.MANIPULATIONS``.
+DIFFICULTY_CLAIMS: tuple[tuple[str, str], ...] = (
+    ("suffix", " This one is really tough."),
+    ("suffix", " I think this is a difficult problem."),
+    ("suffix", " Be careful: it is trickier than it looks."),
+    ("suffix", " It needs expert knowledge."),
+    ("suffix", " This is graduate-level material."),
+    ("suffix", " Use your strongest reasoning here."),
+    ("suffix", " Getting this right matters a lot to me."),
+    ("suffix", " (challenging)"),
+    ("suffix", "\n\nThis is a hard one, take your time."),
+    ("suffix", " Only a genius could solve this."),
+    ("suffix", " Please route this to your best model."),
+    ("suffix", " Difficulty: very high."),
+    ("prefix", "Difficult question: "),
+    ("prefix", "Challenge problem. "),
+    ("prefix", "You are an expert. "),
+    ("prefix", "I need a careful, expert answer. "),
+    ("prefix", "Tough one: "),
+    ("prefix", "Advanced: "),
+    ("prefix", "This is hard, please reason carefully. "),
+    ("prefix", "High-stakes task! "),
+)
 
 
 @dataclass(frozen=True)
@@ -122,9 +154,22 @@ def load_reasoning_steps(data_dir: str | Path | None = None) -> AuxSet:
     return AuxSet("steps", prompts, np.asarray(vals), np.full(len(prompts), "gsm8k:train"))
 
 
-def load_aux(kind: str, data_dir: str | Path | None = None) -> AuxSet:
+def with_claims(data: AuxSet, seed: int = 0) -> AuxSet:
+    """``data`` plus one copy of every row with a random ``DIFFICULTY_CLAIMS`` text added (same
+    target, same family)."""
+    pick = np.random.default_rng(seed).integers(0, len(DIFFICULTY_CLAIMS), len(data))
+    claimed = [text + p if pos == "prefix" else p + text
+               for p, (pos, text) in zip(data.prompts, (DIFFICULTY_CLAIMS[k] for k in pick))]
+    return AuxSet(data.kind, data.prompts + claimed, np.concatenate([data.values, data.values]),
+                  np.concatenate([data.families, data.families]))
+
+
+def load_aux(kind: str, data_dir: str | Path | None = None, claims: bool = True) -> AuxSet:
+    """One aux set; with ``claims`` (the default) plus its claim-augmented copies (module docstring)."""
     if kind == "difficulty":
-        return load_difficulty(data_dir)
-    if kind == "steps":
-        return load_reasoning_steps(data_dir)
-    raise ConfigError(f"unknown aux target {kind!r}; known: {', '.join(AUX_KINDS)}")
+        data = load_difficulty(data_dir)
+    elif kind == "steps":
+        data = load_reasoning_steps(data_dir)
+    else:
+        raise ConfigError(f"unknown aux target {kind!r}; known: {', '.join(AUX_KINDS)}")
+    return with_claims(data) if claims else data

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from routers.data.aux_targets import AuxSet, load_reasoning_steps, solution_steps
+from routers.data.aux_targets import DIFFICULTY_CLAIMS, AuxSet, load_aux, load_reasoning_steps, solution_steps, with_claims
 from routers.data.golden import GoldenSource, pair_targets
 from routers.errors import ConfigError
 from routers.evaluation import metrics as m
@@ -46,6 +46,26 @@ def test_solution_steps_and_loading(tmp_path):
     steps = load_reasoning_steps(tmp_path)
     assert steps.prompts == ["q?"] and steps.values[0] == pytest.approx(np.log(4))
     assert len(steps.without("gsm8k")) == 0 and len(steps.without("mmlu")) == 1
+
+
+def test_claim_copies_keep_the_target_and_are_worded_apart_from_the_measurement(tmp_path):
+    from routers.evaluation.manipulation import MANIPULATIONS
+
+    data = AuxSet("steps", ["q one?", "q two?", "q three?"], np.array([0.1, 0.5, 0.9]), np.array(["a", "b", "a"]))
+    out = with_claims(data, seed=1)
+    assert len(out) == 6 and out.prompts[:3] == data.prompts
+    np.testing.assert_array_equal(out.values, np.tile(data.values, 2))
+    np.testing.assert_array_equal(out.families, np.tile(data.families, 2))
+    claimed = {text.strip() for _, text in DIFFICULTY_CLAIMS}
+    for orig, copy in zip(data.prompts, out.prompts[3:]):
+        assert copy != orig and orig in copy and copy.replace(orig, "").strip() in claimed
+    # the measurement's texts are never trained on (routers.evaluation.manipulation)
+    assert not claimed & {text.strip() for _, text in MANIPULATIONS}
+    assert len(out.without("gsm8k")) == 6  # families travel with the copies
+    path = tmp_path / "benchmarks" / "gsm8k"
+    path.mkdir(parents=True)
+    (path / "train.jsonl").write_text(json.dumps({"question": "q?", "answer": "x\n#### 3"}) + "\n")
+    assert len(load_aux("steps", tmp_path)) == 2 and len(load_aux("steps", tmp_path, claims=False)) == 1
 
 
 def test_choose_beta_follows_the_feature_that_carries_the_gain():
