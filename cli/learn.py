@@ -26,11 +26,22 @@ def _labels_cmd(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _router_alias(ns: argparse.Namespace, config: dict) -> str:
+    """``--router``, or the served default (``default_router``) of the config's application."""
+    if ns.router:
+        return ns.router
+    from deployments.config import AppArgs
+    from deployments.promotion import app_args
+
+    return AppArgs.model_validate(app_args(config, ns.app)).default_router
+
+
 def _promote_cmd(ns: argparse.Namespace) -> int:
     from deployments.promotion import run_promotion
     from routers.learning.gate import format_comparison
 
     config = yaml.safe_load(Path(ns.config).read_text())
+    ns.router = _router_alias(ns, config)
     if not ns.dry_run:
         import ray
 
@@ -53,6 +64,7 @@ def _shadow_cmd(ns: argparse.Namespace) -> int:
     from deployments.promotion import apply_config, promoted_config
 
     config = yaml.safe_load(Path(ns.config).read_text())
+    ns.router = _router_alias(ns, config)
     shadow = {} if ns.off else {ns.router: {"source": str(Path(ns.candidate).resolve()), "threshold": ns.threshold}}
     new = promoted_config(config, ns.app, ns.router, None, shadow=shadow)
     ray.init(address=ns.address, log_to_driver=False)
@@ -87,7 +99,7 @@ def add_cli(sub) -> None:
                                    "APGR, paired bootstrap) and, if it wins beyond the noise, hot-reload it into the "
                                    "running app through Serve's user_config. --dry-run prints the comparison only.")
     p.add_argument("--labels", required=True, metavar="STORE", help="label store directory")
-    p.add_argument("--router", default="linear_static", help="alias of the served router to replace")
+    p.add_argument("--router", help="alias of the served router to replace (default: the config's default_router)")
     p.add_argument("--config", default=str(REPO_ROOT / "serve_config.yaml"), help="the Serve config the app runs")
     p.add_argument("--app", default="rayroute", help="application name in the Serve config")
     p.add_argument("--sources", default="mt_bench,arc_challenge,mbpp",
@@ -106,7 +118,7 @@ def add_cli(sub) -> None:
                        description="Sets the ingress's shadow candidate (Serve user_config, in place): it scores every "
                                    "prompt the served router routes, after the answer, and only counts its agreement "
                                    "and would-be strong share (/v1/stats learning.shadow).")
-    p.add_argument("--router", default="linear_static", help="alias of the served router to shadow")
+    p.add_argument("--router", help="alias of the served router to shadow (default: the config's default_router)")
     p.add_argument("--candidate", help="candidate checkpoint directory")
     p.add_argument("--threshold", type=float, default=0.5, help="the candidate's threshold")
     p.add_argument("--off", action="store_true", help="remove the shadow")

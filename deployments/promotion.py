@@ -36,6 +36,11 @@ def _app(config: dict[str, Any], app_name: str) -> dict[str, Any]:
     raise ConfigError(f"the Serve config has no application {app_name!r}; it has {names}")
 
 
+def app_args(config: dict[str, Any], app_name: str) -> dict[str, Any]:
+    """The ``args`` of application ``app_name`` in a Serve config."""
+    return _app(config, app_name).get("args") or {}
+
+
 def current_source(config: dict[str, Any], app_name: str, alias: str) -> str:
     """The checkpoint a router serves under ``config`` (its user_config override, else its args)."""
     app = _app(config, app_name)

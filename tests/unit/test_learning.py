@@ -324,6 +324,23 @@ def test_promote_dry_run_prints_the_comparison_and_changes_nothing(tmp_path, cap
     assert embedder_from_spec is not None
 
 
+def test_promote_and_shadow_act_on_the_served_default_unless_told_otherwise():
+    import argparse
+
+    from cli.learn import _router_alias
+    from routers.errors import ConfigError
+
+    routers = [{"alias": "a", "source": "length", "placement": "ingress"},
+               {"alias": "b", "source": "length", "placement": "ingress"}]
+    cfg = {"applications": [{"name": "rayroute", "args": {"routers": routers, "default_router": "b"}}]}
+    assert _router_alias(argparse.Namespace(router=None, app="rayroute"), cfg) == "b"
+    assert _router_alias(argparse.Namespace(router="a", app="rayroute"), cfg) == "a"
+    cfg["applications"][0]["args"].pop("default_router")  # none named: the app's own rule, the first router
+    assert _router_alias(argparse.Namespace(router=None, app="rayroute"), cfg) == "a"
+    with pytest.raises(ConfigError, match="no application 'other'"):
+        _router_alias(argparse.Namespace(router=None, app="other"), cfg)
+
+
 def test_promoted_config_changes_only_the_user_config(tmp_path):
     from deployments.promotion import current_source, promoted_config
     from routers.models.linear import fit_linear
