@@ -26,7 +26,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /home/ray/rayroute
 
 # 1. The project's sources (see .dockerignore for what stays out: venvs, tests, data, models, git).
-#    The committed router checkpoints (linear_static, mf, mf_static, sw_ranking, sw_static; a few MB) come along;
+#    The committed router checkpoints (linear_aux_static, linear_static, mf, mf_static, sw_ranking, sw_static, nway_mf; a few MB) come along;
 #    larger ones (bert) go into a derived image or a mounted volume, named by path in the args.
 COPY --chown=1000:100 pyproject.toml README.md ./
 COPY --chown=1000:100 checkpoints ./checkpoints
