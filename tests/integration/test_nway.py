@@ -3,8 +3,10 @@ OpenAI-compatible fake backends (``bench.fake_openai``) at different prices, eac
 StrongModel replica, and a real kNN checkpoint (hash-64 embedder, synthetic outcomes that make the
 choice unambiguous: ``tests.fakes.NWAY_EXPECTED``) scored in the ingress.
 
-One Ray cluster + one Serve app for the module; no vLLM (the two-model pair is two more fakes), so
-it boots in well under a minute. Ray is stopped in ``finally`` even when start-up fails.
+One Ray cluster + one Serve app for the module, deployed from a Serve config (the declarative API,
+as ``serve run serve_config.yaml``, so that a changed ``user_config`` is a hot reload); no vLLM (the
+two-model pair is two more fakes), so it boots in well under a minute. Ray is stopped in
+``finally`` even when start-up fails.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 
 from bench.fake_openai import FakeOpenAI
 from tests.fakes import NWAY_EXPECTED, NWAY_HARD_PROMPT, NWAY_MODELS, NWAY_PRICES, nway_knn_checkpoint
-from tests.integration.app_harness import booted_app
+from bench.learning_demo import running_app
 
 INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
 BACKEND_KEY = "sk-fake-" + secrets.token_hex(8)
@@ -48,7 +50,7 @@ def backends():
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory, backends):
+def app(tmp_path_factory, backends):
     checkpoint = nway_knn_checkpoint(tmp_path_factory.mktemp("nway") / "nway_knn")
 
     def remote(name: str) -> dict[str, Any]:
@@ -74,8 +76,13 @@ def app_url(tmp_path_factory, backends):
                         "strong_model": small},  # strong_model's options apply to each remote N-way model
     }
     env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
-    with booted_app(args, env, START_TIMEOUT_S) as url:
-        yield url
+    with running_app(args, env, wait_s=START_TIMEOUT_S) as (url, config):
+        yield {"url": url, "config": config, "checkpoint": str(checkpoint)}
+
+
+@pytest.fixture(scope="module")
+def app_url(app):
+    return app["url"]
 
 
 def _raw(client, **kwargs):
@@ -174,3 +181,72 @@ def test_the_ingress_scores_on_one_blas_thread(app_url):
                                                           if i["user_api"] == "blas"})
 
     assert ray.get(ingress.__ray_call__.remote(blas), timeout=30) == ("1", [1])
+
+
+def test_a_new_nway_checkpoint_hot_reloads_through_the_serve_config_under_load(app, client, http, tmp_path):
+    """A changed ``nway_routers`` source in the ingress's ``user_config`` (applied as ``serve deploy``
+    would) swaps the router in place: same replica, no failed request, the new router's choice."""
+    import copy
+    import threading
+    import time
+
+    from deployments.app import ingress_user_config
+    from deployments.config import AppArgs
+    from deployments.promotion import apply_config
+    from routers.nway.knn import KNNQualityRouter
+    from tests.fakes import HashEmbedder, nway_training
+    from tests.integration.app_harness import replica_actors
+
+    prompts, outcomes = nway_training()
+    flipped = tmp_path / "nway_knn_flipped"  # m-cheap and m-big trade their outcomes
+    KNNQualityRouter.fit(prompts, outcomes[:, ::-1], NWAY_MODELS, HashEmbedder(64), k=5).save(flipped)
+
+    def with_source(source: str) -> dict[str, Any]:
+        config = copy.deepcopy(app["config"])
+        spec = config["applications"][0]
+        uc = ingress_user_config(AppArgs.model_validate(spec["args"]))
+        uc["nway_routers"]["knn"]["source"] = source
+        spec["deployments"] = [{"name": "Ingress", "user_config": uc}]
+        return config
+
+    def version() -> str:
+        return http.get("/v1/stats").json()["router_versions"]["knn"]
+
+    def wait_for(v: str, limit_s: float = 120) -> None:
+        t0 = time.monotonic()
+        while version() != v:
+            assert time.monotonic() - t0 < limit_s, f"router version never became {v!r}"
+            time.sleep(0.2)
+
+    (name_before, _), = replica_actors("Ingress")
+    results: dict[str, Any] = {"models": [], "failed": []}
+    stop = threading.Event()
+
+    def load() -> None:
+        c = openai.OpenAI(base_url=app["url"] + "/v1", api_key=INGRESS_KEY, timeout=60, max_retries=0)
+        while not stop.is_set():
+            try:
+                r = c.chat.completions.create(model="router-knn-cost0", messages=MSG, max_tokens=4)
+                results["models"].append(r.model)
+            except Exception as exc:  # every failure is a finding
+                results["failed"].append(repr(exc)[:200])
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1)
+        apply_config(with_source(str(flipped)))
+        wait_for("nway_knn_flipped")
+        time.sleep(1)
+        resp = client.chat.completions.create(model="router-knn-cost0", messages=MSG, max_tokens=4)
+        assert resp.model == "m-cheap"  # the flipped router's best model at λ = 0
+    finally:
+        stop.set()
+        thread.join(70)
+        apply_config(with_source(app["checkpoint"]))  # back, for any test that runs after this one
+        wait_for("nway_knn")
+    (name_after, _), = replica_actors("Ingress")
+    assert results["failed"] == [], results["failed"][:5]
+    assert name_after == name_before  # the same replica: reconfigured in place, never restarted
+    assert "m-big" in results["models"] and "m-cheap" in results["models"]  # served before and after the swap
+    assert client.chat.completions.create(model="router-knn-cost0", messages=MSG, max_tokens=4).model == "m-big"
