@@ -58,6 +58,47 @@ def default_app_args(model_dir: str | Path, strong_url: str, strong_key_env: str
 
 
 @contextlib.contextmanager
+def fake_servers(names: list[str], cls: Any = None, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """One started fake OpenAI server (``bench.fake_openai.FakeOpenAI`` or ``cls``) per name; all
+    stopped on exit."""
+    from bench.fake_openai import FakeOpenAI
+
+    servers: dict[str, Any] = {}
+    try:
+        for name in names:
+            servers[name] = (cls or FakeOpenAI)(name, **kwargs).start()
+        yield servers
+    finally:
+        for srv in servers.values():
+            srv.stop()
+
+
+def fake_remote(backends: dict[str, Any], name: str, key_env: str = "RR_NWAY_KEY") -> dict[str, Any]:
+    """A ``remote:`` backend on the fake OpenAI server ``backends[name]``: no retries and no
+    cooldown, so a failure reaches the fallback path at once, every time."""
+    return {"base_url": backends[name].base_url, "model": name, "api_key_env": key_env,
+            "request_timeout_s": 5, "max_retries": 0, "cooldown_failures": 0}
+
+
+def nway_app_args(backends: dict[str, Any], models: list[dict[str, Any]], checkpoint: str | Path,
+                  backend_timeout_s: float = 20, key_env: str = "RR_NWAY_KEY", **nway: Any) -> dict[str, Any]:
+    """App args for the N-way modules: the two-model pair on the fakes ``fake-strong`` / ``fake-weak``
+    of ``backends`` with a random router in the ingress, the N-way ``models`` and one kNN router
+    ``knn`` on ``checkpoint`` (``nway`` adds options such as ``default_cost_weight``)."""
+    small = {"ray_actor_options": {"num_cpus": 0.05}}
+    return {
+        "routers": [{"alias": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
+        "weak_model": {"api_base_url": backends["fake-weak"].base_url, "model": "fake-weak",
+                       "served_model_name": "fake-weak", "api_key_env": key_env},
+        "strong_model": {**fake_remote(backends, "fake-strong", key_env), "fallback": "weak"},
+        "ingress": {"api_keys_env": "RR_TEST_KEYS", "backend_timeout_s": backend_timeout_s},
+        "nway": {"models": models, "routers": [{"alias": "knn", "source": str(checkpoint)}], **nway},
+        "deployments": {"ingress": {"ray_actor_options": {"num_cpus": 0.1}}, "weak_model": small,
+                        "strong_model": small},  # strong_model's options apply to each remote N-way model
+    }
+
+
+@contextlib.contextmanager
 def booted_app(args: dict[str, Any], env: dict[str, str], start_timeout_s: float = 420) -> Iterator[str]:
     """Start Ray + Serve, deploy ``build_app(args)``, yield the base URL; always shut everything down."""
     import pytest

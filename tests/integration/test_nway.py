@@ -20,6 +20,7 @@ import pytest
 from bench.fake_openai import FakeOpenAI
 from tests.fakes import NWAY_EXPECTED, NWAY_HARD_PROMPT, NWAY_MODELS, NWAY_PRICES, nway_knn_checkpoint
 from bench.learning_demo import running_app
+from tests.integration.app_harness import fake_remote, fake_servers, nway_app_args
 
 INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
 BACKEND_KEY = "sk-fake-" + secrets.token_hex(8)
@@ -40,41 +41,18 @@ class SwitchableFake(FakeOpenAI):
 
 @pytest.fixture(scope="module")
 def backends():
-    servers = {name: SwitchableFake(name, completion_tokens=8).start() for name in [*NWAY_MODELS, "fake-strong",
-                                                                                   "fake-weak"]}
-    try:
+    with fake_servers([*NWAY_MODELS, "fake-strong", "fake-weak"], SwitchableFake, completion_tokens=8) as servers:
         yield servers
-    finally:
-        for srv in servers.values():
-            srv.stop()
 
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, backends):
     checkpoint = nway_knn_checkpoint(tmp_path_factory.mktemp("nway") / "nway_knn")
 
-    def remote(name: str) -> dict[str, Any]:
-        # no retries and no cooldown: a failure reaches the fallback path at once, every time
-        return {"base_url": backends[name].base_url, "model": name, "api_key_env": "RR_NWAY_KEY",
-                "request_timeout_s": 5, "max_retries": 0, "cooldown_failures": 0}
-
-    small = {"ray_actor_options": {"num_cpus": 0.05}}
-    args = {
-        "routers": [{"alias": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
-        "weak_model": {"api_base_url": backends["fake-weak"].base_url, "model": "fake-weak",
-                       "served_model_name": "fake-weak", "api_key_env": "RR_NWAY_KEY"},
-        "strong_model": {**remote("fake-strong"), "fallback": "weak"},
-        "ingress": {"api_keys_env": "RR_TEST_KEYS", "backend_timeout_s": 20},
-        "nway": {
-            "models": [{"name": n, "remote": remote(n),
-                        "price": {"input_usd_per_1m_tokens": p, "output_usd_per_1m_tokens": p}}
-                       for n, p in zip(NWAY_MODELS, NWAY_PRICES)],
-            "routers": [{"alias": "knn", "source": str(checkpoint)}],
-            "default_cost_weight": 0.2, "max_fallbacks": 2,
-        },
-        "deployments": {"ingress": {"ray_actor_options": {"num_cpus": 0.1}}, "weak_model": small,
-                        "strong_model": small},  # strong_model's options apply to each remote N-way model
-    }
+    models = [{"name": n, "remote": fake_remote(backends, n),
+               "price": {"input_usd_per_1m_tokens": p, "output_usd_per_1m_tokens": p}}
+              for n, p in zip(NWAY_MODELS, NWAY_PRICES)]
+    args = nway_app_args(backends, models, checkpoint, default_cost_weight=0.2, max_fallbacks=2)
     env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
     with running_app(args, env, wait_s=START_TIMEOUT_S) as (url, config):
         yield {"url": url, "config": config, "checkpoint": str(checkpoint)}

@@ -15,9 +15,8 @@ import secrets
 
 import pytest
 
-from bench.fake_openai import FakeOpenAI
 from tests.fakes import NWAY_HARD_PROMPT, nway_knn_checkpoint
-from tests.integration.app_harness import booted_app
+from tests.integration.app_harness import booted_app, fake_remote, fake_servers, nway_app_args
 
 INGRESS_KEY = "rr-test-" + secrets.token_hex(8)
 BACKEND_KEY = "sk-fake-" + secrets.token_hex(8)
@@ -28,12 +27,8 @@ MSG = [{"role": "user", "content": NWAY_HARD_PROMPT}]
 
 @pytest.fixture(scope="module")
 def backends():
-    servers = {name: FakeOpenAI(name, completion_tokens=4).start() for name in ("m-big", "fake-strong", "fake-weak")}
-    try:
+    with fake_servers(["m-big", "fake-strong", "fake-weak"], completion_tokens=4) as servers:
         yield servers
-    finally:
-        for srv in servers.values():
-            srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -44,32 +39,15 @@ def app_url(tmp_path_factory, backends):
     model_dir = build_tiny_llama(tmp / "tiny-llama")
     checkpoint = nway_knn_checkpoint(tmp / "nway_knn")
 
-    def remote(name: str) -> dict:
-        return {"base_url": backends[name].base_url, "model": name, "api_key_env": "RR_NWAY_KEY",
-                "request_timeout_s": 5, "max_retries": 0, "cooldown_failures": 0}
-
-    small = {"ray_actor_options": {"num_cpus": 0.05}}
-    args = {
-        "routers": [{"alias": "random", "placement": "ingress", "kwargs": {"seed": 0}}],
-        "weak_model": {"api_base_url": backends["fake-weak"].base_url, "model": "fake-weak",
-                       "served_model_name": "fake-weak", "api_key_env": "RR_NWAY_KEY"},
-        "strong_model": {**remote("fake-strong"), "fallback": "weak"},
-        "ingress": {"api_keys_env": "RR_TEST_KEYS", "backend_timeout_s": 60},
-        "nway": {
-            "models": [
-                {"name": LOCAL, "router_name": "m-cheap",
-                 "local": {"model": str(model_dir), "max_model_len": 512, "max_tokens_default": 8, "max_num_seqs": 4},
-                 "price": {"input_usd_per_1m_tokens": 0.1, "output_usd_per_1m_tokens": 0.1},
-                 "deployment": {"ray_actor_options": {"num_cpus": 1}}},
-                {"name": "m-big", "remote": remote("m-big"),
-                 "price": {"input_usd_per_1m_tokens": 20.0, "output_usd_per_1m_tokens": 20.0}},
-            ],
-            "routers": [{"alias": "knn", "source": str(checkpoint)}],
-            "default_cost_weight": 10.0,
-        },
-        "deployments": {"ingress": {"ray_actor_options": {"num_cpus": 0.1}}, "weak_model": small,
-                        "strong_model": small},
-    }
+    models = [
+        {"name": LOCAL, "router_name": "m-cheap",
+         "local": {"model": str(model_dir), "max_model_len": 512, "max_tokens_default": 8, "max_num_seqs": 4},
+         "price": {"input_usd_per_1m_tokens": 0.1, "output_usd_per_1m_tokens": 0.1},
+         "deployment": {"ray_actor_options": {"num_cpus": 1}}},
+        {"name": "m-big", "remote": fake_remote(backends, "m-big"),
+         "price": {"input_usd_per_1m_tokens": 20.0, "output_usd_per_1m_tokens": 20.0}},
+    ]
+    args = nway_app_args(backends, models, checkpoint, backend_timeout_s=60, default_cost_weight=10.0)
     env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
     with booted_app(args, env, START_TIMEOUT_S) as url:
         yield url
