@@ -16,10 +16,10 @@ out-of-fold linear decisions plus β·a, the folds being the training *sources* 
 how the router does on a source it never saw) when there are several, else random folds. Training
 rows only; the evaluation benchmark is never looked at.
 
-The price of choosing β for transfer: with a few in-domain labels among the training sources (the
-protocol's learning curve), β still follows the other sources, so the in-domain labels count for less
-(MMLU, 250 labels: 0.578 against linear_static's 0.595; GSM8K, 500: 0.625 against 0.620; MMLU
-cross-fitted with the general data: 0.585 against 0.622, interval −0.054 to −0.022).
+The price of choosing β for transfer: with in-domain labels among the training sources, β still
+follows the other sources, so the in-domain labels count for less (MMLU cross-fitted with the
+general data is worse than with ``linear_static``: results/quality-aux/results.md). The served
+default is this router (checkpoints/README.md says when ``linear_static`` is the better choice).
 
 ``fit_linear_aux`` trains one; ``routers.training.linear`` (``--aux``) builds a checkpoint:
 ``config.json`` + ``model.safetensors`` (aux coefficients) + ``linear/`` (the linear router).
