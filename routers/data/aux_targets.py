@@ -72,24 +72,30 @@ DIFFICULTY_CLAIMS: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class AuxSet:
-    """Prompts with one auxiliary target each and the family each row comes from."""
+    """Prompts with one auxiliary target each, the family each row comes from and the question it
+    asks (``questions``: an id shared by a question and its claim-augmented copies; default: one per
+    row), so that removing a question removes its copies too (``routers.models.linear_aux.fit_aux``)."""
 
     kind: str
     prompts: list[str]
     values: np.ndarray
     families: np.ndarray
+    questions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not (len(self.prompts) == len(self.values) == len(self.families)):
+        if self.questions is None:
+            object.__setattr__(self, "questions", np.arange(len(self.prompts)))
+        if not (len(self.prompts) == len(self.values) == len(self.families) == len(self.questions)):
             raise DataError(f"aux set {self.kind}: {len(self.prompts)} prompts, {len(self.values)} values, "
-                            f"{len(self.families)} families")
+                            f"{len(self.families)} families, {len(self.questions)} question ids")
 
     def __len__(self) -> int:
         return len(self.prompts)
 
     def subset(self, keep: np.ndarray) -> "AuxSet":
         idx = np.flatnonzero(np.asarray(keep, dtype=bool))
-        return AuxSet(self.kind, [self.prompts[i] for i in idx], self.values[idx], self.families[idx])
+        return AuxSet(self.kind, [self.prompts[i] for i in idx], self.values[idx], self.families[idx],
+                      self.questions[idx])
 
     def without(self, benchmark: str | None) -> "AuxSet":
         """The rows not drawn from ``benchmark`` (``BENCHMARK_FAMILIES``)."""
@@ -156,12 +162,13 @@ def load_reasoning_steps(data_dir: str | Path | None = None) -> AuxSet:
 
 def with_claims(data: AuxSet, seed: int = 0) -> AuxSet:
     """``data`` plus one copy of every row with a random ``DIFFICULTY_CLAIMS`` text added (same
-    target, same family)."""
+    target, family and question id)."""
+    from routers.evaluation.manipulation import apply
+
     pick = np.random.default_rng(seed).integers(0, len(DIFFICULTY_CLAIMS), len(data))
-    claimed = [text + p if pos == "prefix" else p + text
-               for p, (pos, text) in zip(data.prompts, (DIFFICULTY_CLAIMS[k] for k in pick))]
-    return AuxSet(data.kind, data.prompts + claimed, np.concatenate([data.values, data.values]),
-                  np.concatenate([data.families, data.families]))
+    claimed = [apply(p, *DIFFICULTY_CLAIMS[k]) for p, k in zip(data.prompts, pick)]
+    return AuxSet(data.kind, data.prompts + claimed, np.tile(data.values, 2), np.tile(data.families, 2),
+                  np.tile(data.questions, 2))
 
 
 def load_aux(kind: str, data_dir: str | Path | None = None, claims: bool = True) -> AuxSet:

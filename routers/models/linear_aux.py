@@ -78,8 +78,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def fit_aux(data: AuxSet, emb: np.ndarray, avoid_emb: np.ndarray | None = None,
             threshold: float = NEAR_DUPLICATE, alpha: float = 10.0) -> AuxRegressor:
-    """Fit ``a`` on ``data`` (embedded as ``emb``), without rows whose embedding is a near-duplicate
-    (cosine >= ``threshold``) of any row of ``avoid_emb`` (the evaluation target's prompts)."""
+    """Fit ``a`` on ``data`` (embedded as ``emb``), without the questions any of whose rows is a
+    near-duplicate (cosine >= ``threshold``) of a row of ``avoid_emb`` (the evaluation target's
+    prompts)."""
     emb = np.asarray(emb, dtype=np.float64)
     if len(emb) != len(data):
         raise ConfigError(f"aux set {data.kind}: {len(emb)} embeddings for {len(data)} prompts")
@@ -87,6 +88,8 @@ def fit_aux(data: AuxSet, emb: np.ndarray, avoid_emb: np.ndarray | None = None,
     if avoid_emb is not None and len(avoid_emb):
         for s in range(0, len(data), 2048):  # blocks: the similarity matrix of all rows would not fit
             keep[s:s + 2048] = (_unit(emb[s:s + 2048]) @ _unit(avoid_emb).T).max(axis=1) < threshold
+        # a question goes with all its rows: a claim-augmented copy can fall below the threshold
+        keep &= ~np.isin(data.questions, data.questions[~keep])
     if keep.sum() < 10:
         raise ConfigError(f"aux set {data.kind}: {int(keep.sum())} rows left after removing the target's "
                           "benchmark and near-duplicates; need >= 10")

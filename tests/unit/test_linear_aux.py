@@ -93,6 +93,16 @@ def test_fit_aux_learns_and_never_trains_on_near_duplicates_of_the_target():
         a(prompts[:2], emb[:2, :10])
 
 
+def test_a_near_duplicate_question_leaves_with_its_claim_augmented_copy():
+    data = with_claims(AuxSet("steps", [f"question {i}?" for i in range(6)], np.linspace(0, 1, 6), np.full(6, "a")))
+    emb = np.eye(12, 16)  # every row its own direction: a copy is no near-duplicate of anything
+    fit_aux(data, emb, avoid_emb=emb[[0]])  # question 0's original is the target's: 10 rows left, enough
+    with pytest.raises(ConfigError, match="8 rows left"):  # questions 0 and 1 go with their copies (rows 6, 7)
+        fit_aux(data, emb, avoid_emb=emb[[0, 1]])
+    np.testing.assert_array_equal(data.questions, np.tile(np.arange(6), 2))
+    np.testing.assert_array_equal(data.subset(np.arange(12) >= 5).questions, [5, 0, 1, 2, 3, 4, 5])
+
+
 def _two_sources(seed):
     """Two golden sources whose hard prompts use disjoint words: a router trained on one does not
     transfer to the other, while the aux feature (trained on both word lists) does."""
