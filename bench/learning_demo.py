@@ -5,8 +5,8 @@ own traffic, end to end, on this machine.
     rayroute demo-learning --noise 0.2 --out results/learning/noise-20
 
 - The real app on a local Ray cluster, deployed from a Serve config (Serve's declarative API, as
-  ``serve run serve_config.yaml``), the served default ``linear_static`` placed in the ingress,
-  label collection on (sample rate 1, so every routed answer is judged).
+  ``serve run serve_config.yaml``), a ``linear_static`` router (the kind promotion trains) placed
+  in the ingress, label collection on (sample rate 1, so every routed answer is judged).
 - Strong and weak backends: OpenAI-compatible fakes that answer each benchmark question right or
   wrong as gpt-4-1106-preview and Mixtral-8x7B did (``bench.fake_backends``, golden outcomes from
   ``routers.data.golden``). The judge: a fake speaking the real pairwise protocol, right by the
@@ -18,10 +18,10 @@ own traffic, end to end, on this machine.
   hot-reloaded through the ingress's user_config while traffic flows), then the live router's APGR
   on ``eval_questions`` questions of the benchmark that are never sent as traffic (scored through
   the server: ``POST /v1/route``).
-- The start and the baseline: the served default's recipe (``rayroute train linear``) trained on
-  the golden sources *other than* MMLU and GSM8K. The committed checkpoint was trained on these
-  benchmarks' own outcomes, so scoring it on them would be in-sample; its (in-sample) figure is
-  reported beside, labelled so.
+- The start and the baseline: that recipe (``rayroute train linear``) trained on the golden
+  sources *other than* MMLU and GSM8K. The committed checkpoint was trained on these benchmarks'
+  own outcomes, so scoring it on them would be in-sample; its (in-sample) figure is reported
+  beside, labelled so.
 
 Output: ``results.json`` (every checkpoint, gate comparison, request counts), ``results.md`` and
 ``learning-curve.png``.

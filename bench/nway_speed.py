@@ -5,7 +5,8 @@ and, for N-way, the cost estimate and the ranking by ``routers.nway.selection.ra
 request for two services on the same prompts, interleaved request by request so that load on the
 machine falls on both alike:
 
-- two-model: the served default, ``linear_static`` (checkpoints/linear_static), in process;
+- two-model: ``linear_static`` (checkpoints/linear_static; the served default when this was
+  measured), in process;
 - N-way: a quality router over four models with prices, in process (``deployments.nway``): the
   given checkpoint (its first four models, at this benchmark's four prices), else a kNN fitted here on real prompts with the static embedder and synthetic
   outcomes (the outcomes change the choices, not the time).

@@ -1,6 +1,6 @@
 """Do length-controlled judge labels transfer better? (``rayroute eval-judge-labels``)
 
-Trains the served default's recipe (the linear router on static embeddings) on the 805 AlpacaEval
+Trains the ``linear_static`` recipe (the linear router on static embeddings) on the 805 AlpacaEval
 instructions, once per judge-label kind of ``routers.data.length_control`` (raw, raw_lc, glm,
 glm_lc), and scores MT Bench, MMLU and GSM8K, which it never saw: the leave-one-benchmark-out
 condition (ii) of the honest protocol, with AlpacaEval prompts that are near-duplicates (cosine >=

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 
 GENERAL = "general data"
 #: the committed general-data checkpoints (the served default is trained on the benchmarks: its
-#: figures come from its recipe, ``--recipes linear_static``)
+#: figures come from its recipe, ``--recipes linear_aux_static``)
 DEFAULT_ROUTERS = ("mf", "sw_ranking", "mf_static", "sw_static")
 
 #: The paper's prices (appendix D), $ per million tokens.

@@ -211,7 +211,11 @@ def _no_preparation(prompts, emb, y, w, sources=None) -> Scorer:
     raise ConfigError("this recipe builds its fit per target: call recipe.for_target(target) first")
 
 
-#: recipe name -> (embedder spec, fit, description[, prepare]). ``linear_static`` builds the served default.
+#: the recipe that builds the served default (serve_config.yaml's ``default_router``,
+#: checkpoints/linear_aux_static; tests/unit/test_linear_aux.py checks they agree). Reports mark it.
+SERVED_DEFAULT_RECIPE = "linear_aux_static"
+
+#: recipe name -> (embedder spec, fit, description[, prepare]).
 RECIPES: dict[str, tuple] = {
     "linear_static": ("static", _linear_fit, "linear router (hashed word n-grams + static MiniLM + surface counts)"),
     "linear": (None, _linear_fit, "linear router (hashed word n-grams + MiniLM + surface counts)"),

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from routers.evaluation.protocol import SERVED_DEFAULT_RECIPE
+
 #: The paper's published figures (arXiv 2406.18665 v4, Tables 1-3): (training data, router) ->
 #: (CPT(50%) %, CPT(80%) %, APGR). Source: ../shared/reference/paper-results.md.
 PAPER = {
@@ -251,26 +253,28 @@ def plot_curve(result: dict, name: str, path: str | Path) -> Path | None:
 
 
 def _protocol_summary(result: dict) -> list[str]:
-    """The first recipe (the served default's) under every protocol row, per benchmark."""
+    """Each recipe under every protocol row, per benchmark; the served default's recipe is marked."""
     benches = {n: b for n, b in result["benchmarks"].items() if b.get("protocol")}
-    if not benches:
-        return []
-    first = next(iter(next(iter(benches.values()))["protocol"]))
-    out = [f"### `{first}` (the served default's recipe) under the honest protocol", "",
-           "| benchmark | protocol | APGR | verdict |", "| --- | --- | --- | --- |"]
-    for name, b in benches.items():
-        res = b["protocol"].get(first)
-        if not res:
-            continue
-        for row in res["rows"]:
-            out.append(f"| {NAMES.get(name, name)} | {row['config']} | {row['apgr']:.3f} | {_verdict(row['apgr'], b)} |")
-        for label, c in res.get("curve", {}).items():
-            for n in ("250", "500", 250, 500):
-                if n in c:
-                    v = c[n]
-                    out.append(f"| {NAMES.get(name, name)} | (iii) {label}, n={n} | {np.mean(v):.3f} "
-                               f"({min(v):.3f}–{max(v):.3f}) | {_verdict(float(np.mean(v)), b)} |")
-    return out + [""]
+    recipes = list(dict.fromkeys(r for b in benches.values() for r in b["protocol"]))
+    out: list[str] = []
+    for rec in recipes:
+        mark = " (the served default's recipe)" if rec == SERVED_DEFAULT_RECIPE else ""
+        out += [f"### `{rec}`{mark} under the honest protocol", "",
+                "| benchmark | protocol | APGR | verdict |", "| --- | --- | --- | --- |"]
+        for name, b in benches.items():
+            res = b["protocol"].get(rec)
+            if not res:
+                continue
+            for row in res["rows"]:
+                out.append(f"| {NAMES.get(name, name)} | {row['config']} | {row['apgr']:.3f} | {_verdict(row['apgr'], b)} |")
+            for label, c in res.get("curve", {}).items():
+                for n in ("250", "500", 250, 500):
+                    if n in c:
+                        v = c[n]
+                        out.append(f"| {NAMES.get(name, name)} | (iii) {label}, n={n} | {np.mean(v):.3f} "
+                                   f"({min(v):.3f}–{max(v):.3f}) | {_verdict(float(np.mean(v)), b)} |")
+        out.append("")
+    return out
 
 
 def _targets(result: dict) -> list[str]:

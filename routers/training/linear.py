@@ -1,8 +1,8 @@
 """Train the linear router on the golden outcomes of the served pair (``routers.data.golden``).
 
-    rayroute train linear --embedder static --out checkpoints/linear_static   # the served default
+    rayroute train linear --embedder static --out checkpoints/linear_static   # linear_static
     rayroute train linear --out checkpoints/linear                            # MiniLM embeddings
-    rayroute train linear_aux --out checkpoints/linear_aux_static             # + aux features
+    rayroute train linear_aux --out checkpoints/linear_aux_static             # the served default
 
 ``linear_aux`` (``routers.models.linear_aux``) adds the many-model difficulty and GSM8K-steps
 features, fitted on all of their data (``routers.data.aux_targets``), with β chosen by

@@ -3,7 +3,7 @@ share for both, a killed replica's successor resumes from it, dollar names and a
 (429 in OpenAI's shape with Retry-After) over real HTTP with the official openai SDK.
 
 Both models are fake OpenAI-compatible servers on 127.0.0.1 (the weak one through
-``weak_model.api_base_url``), so no vLLM starts; the router is the served default, ``linear_static``,
+``weak_model.api_base_url``), so no vLLM starts; the router is ``linear_static`` (the served default when it was written),
 scoring in each ingress replica.
 """
 

@@ -187,6 +187,11 @@ def test_report_labels_every_protocol_row_with_its_verdict():
     assert "x − rec, (ii) leave-one-benchmark-out: +0.010 (-0.020 to +0.040)" in text
     summary = "\n".join(_protocol_summary({"benchmarks": {"mmlu": b}}))
     assert "(iii) general + n in-domain, n=250 | 0.510 (0.500–0.520) | inside random's band" in summary
+    assert "### `rec` under the honest protocol" in summary  # not the served default's recipe: unmarked
+    b["protocol"]["linear_aux_static"] = b["protocol"]["rec"]
+    summary = "\n".join(_protocol_summary({"benchmarks": {"mmlu": b}}))
+    assert "### `linear_aux_static` (the served default's recipe) under the honest protocol" in summary
+    assert summary.count("| MMLU | (ii) leave-one-benchmark-out | 0.400 |") == 2  # every recipe summarised
 
 
 def test_the_serving_path_computes_what_the_training_matrices_do():

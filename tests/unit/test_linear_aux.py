@@ -4,6 +4,7 @@ that transfers across sources, the checkpoint round-trips, bad input is named.""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +194,18 @@ def test_rayroute_train_linear_aux_writes_a_checkpoint_that_routes(monkeypatch, 
     assert isinstance(router, LinearAuxRouter) and router.describe()["trained_on"] == ["a", "b"]
     p = router.score(["Please prove the theorem about the integral?", "Hello, what is your favorite song?"])
     assert p[0] > p[1]
+
+
+def test_the_served_default_is_built_by_the_recipe_the_reports_mark():
+    """serve_config.yaml's default router is the checkpoint ``SERVED_DEFAULT_RECIPE`` builds: the
+    evaluation report marks that recipe as the served default's, so the two must not drift apart."""
+    import yaml
+
+    from routers.evaluation.protocol import RECIPES, SERVED_DEFAULT_RECIPE
+    from routers.paths import REPO_ROOT
+
+    cfg = yaml.safe_load((REPO_ROOT / "serve_config.yaml").read_text())
+    args = next(a["args"] for a in cfg["applications"] if a["name"] == "rayroute")
+    default = next(r for r in args["routers"] if r["alias"] == args["default_router"])
+    assert SERVED_DEFAULT_RECIPE in RECIPES
+    assert Path(default["source"]).name == SERVED_DEFAULT_RECIPE
