@@ -226,8 +226,12 @@ class ChatService:
     async def _decide_nway_chat(self, sel: ModelSelection, req: ChatCompletionRequest,
                                 tenant: str | None) -> NWayDecision:
         prompt = "\n".join(m.text() for m in req.messages)  # billed: every message, not only the routed text
-        return await self.decide_nway(sel, routing_text(req.routing_messages()), estimate_tokens(prompt),
-                                      req.max_completion_tokens or req.max_tokens, tenant, req.model)
+        decision = await self.decide_nway(sel, routing_text(req.routing_messages()), estimate_tokens(prompt),
+                                          req.max_completion_tokens or req.max_tokens, tenant, req.model)
+        decision = self.nway.capable(decision, request_features(req))
+        for feature in decision.capability.split(",") if decision.capability else ():
+            self.metrics.record_capability_route(decision.router, feature)
+        return decision
 
     @staticmethod
     def headers(decision: Decision, used_model: str, fallback: str | None) -> dict[str, str]:
@@ -263,6 +267,8 @@ class ChatService:
             h["x-router-cost-weight"] = f"{decision.cost_weight:.6g}"
         if fallback:
             h["x-rayroute-fallback"] = fallback
+        if decision.capability:
+            h["x-rayroute-capability"] = decision.capability
         if decision.budget_cap:
             h["x-rayroute-budget-cap"] = decision.budget_cap
         if decision.tenant:
@@ -332,10 +338,13 @@ class ChatService:
         return [self._model_of(route)]
 
     @staticmethod
-    def _may_fall_back(exc: BaseException) -> bool:
+    def _may_fall_back(exc: BaseException, context: bool = False) -> bool:
         """A failure the next model may answer instead: the provider failed (after its retries), or
-        the replica itself died / timed out. The request's own fault (a 400) is not."""
+        the replica itself died / timed out. The request's own fault (a 400) is not, except, with
+        ``context``, a conversation over this model's window (the next may have a larger one)."""
         cause = unwrap(exc)
+        if context and isinstance(cause, ContextLengthError):
+            return True
         return isinstance(cause, UpstreamError) or not isinstance(cause, ServingError)
 
     def _handle(self, model: str) -> Any:
@@ -367,9 +376,11 @@ class ChatService:
         """``call(handle, model_name)`` on the first model of the chain, and on the next one each time
         a model fails in a way another may answer (``_may_fall_back``). ``route``: a two-model route
         (the chain is ``_chain(route, weak_ok)``: the strong model's policy) or an N-way ranking's
-        chain (``NWayDecision.chain``). Returns (result, model used, fallback reasons joined by ',' or
-        None). The one fallback path of plain and streaming calls, two-model and N-way alike."""
-        chain = self._chain(route, weak_ok) if isinstance(route, str) else list(route)
+        chain (``NWayDecision.chain``; a conversation too long for one model's window goes to the
+        next too). Returns (result, model used, fallback reasons joined by ',' or None). The one
+        fallback path of plain and streaming calls, two-model and N-way alike."""
+        nway = not isinstance(route, str)
+        chain = list(route) if nway else self._chain(route, weak_ok)
         hops: list[str] = []
         for i, model in enumerate(chain):
             try:
@@ -379,7 +390,7 @@ class ChatService:
             except StopAsyncIteration:
                 raise BackendUnavailableError(f"the model {model!r} returned an empty stream") from None
             except Exception as exc:
-                if i + 1 == len(chain) or not self._may_fall_back(exc):
+                if i + 1 == len(chain) or not self._may_fall_back(exc, context=nway):
                     raise self._backend_error(exc, model) from None
                 hops.append(self._record_fallback(exc, model, chain[i + 1]))
         raise AssertionError("unreachable: an empty chain")

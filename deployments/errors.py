@@ -65,7 +65,18 @@ class CalibrationUnavailableError(InvalidRequestError):
 
 
 class ContextLengthError(InvalidRequestError):
+    """The conversation is longer than the model's window: another model with a larger one may
+    serve it (two-model: ``route_strong_for: [context]``; N-way: the next candidate)."""
+
     default_code = "context_length_exceeded"
+
+
+def is_context_length(message: str | None, param: Any = None, code: Any = None) -> bool:
+    """A backend's "conversation too long" verdict: vLLM's (``param`` input_tokens / input_text,
+    "maximum context length" in the message; its HTTP server puts the status in ``code``) or an
+    OpenAI-style provider's (``code`` context_length_exceeded). The one place this rule lives."""
+    return (code == "context_length_exceeded" or param in ("input_tokens", "input_text")
+            or "maximum context length" in (message or ""))
 
 
 class UnsupportedFeatureError(InvalidRequestError):

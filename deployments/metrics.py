@@ -8,6 +8,7 @@ Exported series (Ray prefixes ``ray_``):
 - ``rayroute_router_cache_hits_total{router}``     decisions answered from the router's score cache
 - ``rayroute_fallbacks_total{reason, from_model, to_model}``
 - ``rayroute_capability_routes_total{router, feature}``  sent strong because the weak model lacks a feature
+  (N-way: a better ranked model skipped because it lacks it)
 - ``rayroute_estimated_cost_usd_total{model}``     from token usage x configured $ / 1M tokens
 - ``rayroute_errors_total{status, code}``
 - ``rayroute_labels_total{kind}``                   labels stored (judge, feedback)
@@ -92,7 +93,7 @@ class ServingMetrics:
             "fallbacks": m.Counter("rayroute_fallbacks_total", description="Requests served by a fallback model",
                                    tag_keys=("reason", "from_model", "to_model")),
             "capability": m.Counter("rayroute_capability_routes_total",
-                                    description="Requests sent strong because the weak model lacks a feature",
+                                    description="Requests sent strong (N-way: past a better ranked model) because a model lacks a feature",
                                     tag_keys=("router", "feature")),
             "nway_choices": m.Counter("rayroute_nway_choices_total",
                                       description="N-way routing decisions by router and chosen model",

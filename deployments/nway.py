@@ -23,7 +23,7 @@ import numpy as np
 from routers.errors import ConfigError
 from routers.nway.selection import Rule, rank, validate_knob
 
-from deployments.errors import ThresholdError
+from deployments.errors import ThresholdError, UnsupportedFeatureError
 from deployments.protocol import NWayCandidate, NWayDecision
 
 log = logging.getLogger("ray.serve")
@@ -44,6 +44,8 @@ class NWayModel:
     name: str
     router_name: str
     usd_per_1m: tuple[float, float]  # (prompt, completion) $ per 1M tokens
+    #: request features it cannot serve (a local vLLM model's, ``WeakModelArgs.lacks``; remote: none)
+    lacks: frozenset[str] = frozenset()
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
         return (prompt_tokens * self.usd_per_1m[0] + completion_tokens * self.usd_per_1m[1]) / 1e6
@@ -124,7 +126,8 @@ class NWayRouting:
     def from_args(cls, args: Any) -> "NWayRouting":
         """From ``deployments.config.NWayArgs``."""
         models = {m.name: NWayModel(m.name, m.router_name, (m.price.input_usd_per_1m_tokens,
-                                                              m.price.output_usd_per_1m_tokens))
+                                                              m.price.output_usd_per_1m_tokens),
+                                    m.local.lacks() if m.local is not None else frozenset())
                   for m in args.models}
         routers = {r.alias: InProcessQualityRouter(r.alias, r.source or r.alias, r.kwargs,
                                                    [models[m.name] for m in args.router_models(r)], args.weight(r))
@@ -184,6 +187,33 @@ class NWayRouting:
         return NWayDecision(router=alias, routed_model=candidates[0].model, rule=self.rule, cost_weight=knob,
                             prompt_tokens=prompt_tokens, completion_tokens=completion, candidates=candidates,
                             tenant=tenant)
+
+    def capable(self, decision: NWayDecision, features: frozenset[str]) -> NWayDecision:
+        """The decision without the candidates that lack a feature the request needs (images, audio,
+        tools): a ranked request goes to the best capable one (``capability`` names what the better
+        ranked ones lacked); a model named directly that lacks one, or a ranking with no capable
+        model, is a 400 naming the feature and the models that serve it."""
+        lacking = {name: features & m.lacks for name, m in self.models.items() if features & m.lacks}
+        if not lacking:
+            return decision
+        able = sorted(name for name in self.models if name not in lacking)
+        if not decision.candidates:  # the client named the model
+            missing = lacking.get(decision.routed_model)
+            if not missing:
+                return decision
+            raise UnsupportedFeatureError(
+                f"the model {decision.routed_model!r} cannot serve {', '.join(sorted(missing))}; models that can: "
+                f"{able or 'none'}", param="tools" if missing == {"tools"} else "messages")
+        kept = [c for c in decision.candidates if c.model not in lacking]
+        if not kept:
+            needed = sorted(set().union(*(lacking[c.model] for c in decision.candidates)))
+            raise UnsupportedFeatureError(
+                f"none of router {decision.router!r}'s models can serve {', '.join(needed)}; models that can: "
+                f"{able or 'none'} (a local model needs supports_images / supports_audio / tool_call_parser)",
+                param="tools" if needed == ["tools"] else "messages")
+        skipped = [c.model for c in decision.candidates[: decision.candidates.index(kept[0])]]
+        reason = ",".join(sorted(set().union(*(lacking[m] for m in skipped)))) if skipped else None
+        return decision.model_copy(update={"candidates": kept, "routed_model": kept[0].model, "capability": reason})
 
     def describe(self) -> dict[str, Any]:
         return {"rule": self.rule, "max_fallbacks": self.max_fallbacks,

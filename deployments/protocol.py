@@ -369,6 +369,8 @@ class NWayDecision(BaseModel):
     budget_key: str | None = Field(None, exclude=True)  # no live target holds an N-way name
     #: a tenant's spent daily cap put the cheapest candidates first
     budget_cap: str | None = Field(None, exclude=True)
+    #: the features the better ranked candidates lacked, so they were skipped (images, audio, tools)
+    capability: str | None = Field(None, exclude=True)
 
     def chain(self, max_fallbacks: int) -> list[str]:
         """The models to try, in order: the chosen one and up to ``max_fallbacks`` next ones."""

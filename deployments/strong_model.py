@@ -26,10 +26,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from deployments.errors import (
+    ContextLengthError,
     UpstreamError,
     UpstreamRejectedError,
     UpstreamTimeoutError,
     UpstreamUnavailableError,
+    is_context_length,
 )
 from deployments.openai_schema import chat_request_fields
 
@@ -117,6 +119,9 @@ class StrongModel:
                     f"the strong model provider rejected the configured key (HTTP {status}); check ${self.api_key_env}",
                     code="upstream_auth_failed")
             message = _provider_message(exc)
+            if is_context_length(message, *_provider_param_and_code(exc)):  # another model may have the window
+                return False, ContextLengthError(f"the model {self.model!r} rejected the conversation as too long "
+                                                 f"(HTTP {status}): {message}", param="messages")
             return False, UpstreamRejectedError(f"the strong model rejected the request (HTTP {status}): {message}")
         return False, UpstreamError(f"the strong model call failed: {type(exc).__name__}")
 
@@ -258,10 +263,20 @@ def _counts_as_failure(retryable: bool, err: BaseException) -> bool:
     return retryable or (isinstance(err, UpstreamUnavailableError) and err.code == "upstream_auth_failed")
 
 
-def _provider_message(exc: Any) -> str:
+def _provider_error(exc: Any) -> dict[str, Any]:
+    """The provider's ``error`` object from an openai ``APIStatusError``'s body ({} if none)."""
     body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and isinstance(err.get("message"), str):
-            return err["message"][:300]
+    err = body.get("error", body) if isinstance(body, dict) else None
+    return err if isinstance(err, dict) else {}
+
+
+def _provider_message(exc: Any) -> str:
+    message = _provider_error(exc).get("message")
+    if isinstance(message, str):
+        return message[:300]
     return str(getattr(exc, "message", "") or type(exc).__name__)[:300]
+
+
+def _provider_param_and_code(exc: Any) -> tuple[Any, Any]:
+    err = _provider_error(exc)
+    return err.get("param"), err.get("code") or getattr(exc, "code", None)

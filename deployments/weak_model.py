@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from deployments.errors import BackendUnavailableError, ContextLengthError, InvalidRequestError, from_validation_error
+from deployments.errors import (
+    BackendUnavailableError,
+    ContextLengthError,
+    InvalidRequestError,
+    from_validation_error,
+    is_context_length,
+)
 
 log = logging.getLogger("ray.serve")
 
@@ -88,7 +94,7 @@ def _error(message: str, param: str | None, status: int) -> Exception:
     """vLLM's error (its words) as this app's: a client's fault stays a 400."""
     if status >= 500:
         return BackendUnavailableError(f"the weak model failed: {message}")
-    if param == "input_tokens" or "maximum context length" in message:
+    if is_context_length(message, param):
         return ContextLengthError(f"the weak model rejected the request: {message}", param="messages")
     return InvalidRequestError(f"the weak model rejected the request: {message}", param=param)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 
+import openai
 import pytest
 
 from tests.fakes import NWAY_HARD_PROMPT, nway_knn_checkpoint
@@ -80,3 +81,32 @@ def test_the_local_model_by_name_and_the_remote_one_at_lambda_zero(client):
     assert client.chat.completions.create(model=LOCAL, messages=MSG, max_tokens=4).model == LOCAL
     resp = client.chat.completions.create(model="router-knn-cost0", messages=MSG, max_tokens=4)
     assert resp.model == "m-big" and resp.choices[0].message.content == "m-big answers"
+
+
+def test_a_conversation_over_the_local_window_goes_to_the_next_candidate(client, backends):
+    """vLLM (max_model_len 512) rejects the conversation as too long; the N-way chain's next model
+    (the remote one, ranked second at λ = 10) answers it, plain and streamed."""
+    long_msg = [{"role": "user", "content": NWAY_HARD_PROMPT + " " + "lorem ipsum dolor sit amet " * 300}]
+    before = backends["m-big"].calls
+    raw = client.chat.completions.with_raw_response.create(model="router-knn-cost10", messages=long_msg, max_tokens=4)
+    assert raw.parse().model == "m-big" and raw.headers["x-routed-model"] == "m-big"
+    assert raw.headers["x-rayroute-fallback"] == f"{LOCAL}_failed:context_length_exceeded"
+    chunks = list(client.chat.completions.create(model="router-knn-cost10", messages=long_msg, max_tokens=4,
+                                                 stream=True))
+    assert {c.model for c in chunks} == {"m-big"}
+    assert backends["m-big"].calls == before + 2
+    with pytest.raises(openai.BadRequestError) as ei:  # named directly: no next candidate, vLLM's verdict
+        client.chat.completions.create(model=LOCAL, messages=long_msg, max_tokens=4)
+    assert ei.value.code == "context_length_exceeded" and "maximum context length" in ei.value.message
+
+
+def test_an_image_skips_the_text_only_local_model(client, backends):
+    image = [{"role": "user", "content": [
+        {"type": "text", "text": NWAY_HARD_PROMPT},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
+    raw = client.chat.completions.with_raw_response.create(model="router-knn-cost10", messages=image, max_tokens=4)
+    assert raw.parse().model == "m-big" and raw.headers["x-rayroute-capability"] == "images"
+    assert "x-rayroute-fallback" not in raw.headers  # skipped before any call, not failed
+    with pytest.raises(openai.BadRequestError) as ei:
+        client.chat.completions.create(model=LOCAL, messages=image, max_tokens=4)
+    assert ei.value.code == "unsupported_feature" and "['m-big']" in ei.value.message

@@ -279,6 +279,61 @@ def test_streaming_falls_back_the_same_way(checkpoint):
     assert "".join(json.loads(e)["choices"][0]["delta"]["content"] for e in events[:-1]) == "m-big answer"
 
 
+def test_a_conversation_over_a_models_window_goes_to_the_next_candidate(checkpoint):
+    too_long = E.ContextLengthError("This model's maximum context length is 512 tokens", param="messages")
+    for stream in (False, True):
+        ing, app, backends = _ingress(checkpoint, {"m-mid": too_long})
+        r = _chat(app, "router-knn-cost0.2", stream=stream)  # ranking: mid, big, small, cheap
+        assert r.status_code == 200 and r.headers["x-routed-model"] == "m-big"
+        assert r.headers["x-rayroute-fallback"] == "m-mid_failed:context_length_exceeded"
+        assert backends["m-mid"].calls == backends["m-big"].calls == 1
+    # named directly there is no next candidate: the model's own 400
+    _, app, _ = _ingress(checkpoint, {"m-mid": too_long})
+    r = _chat(app, "m-mid")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "context_length_exceeded"
+
+
+IMAGE = [{"type": "text", "text": NWAY_HARD_PROMPT},
+         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]
+TOOLS = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+
+
+def _local(**local):
+    return {"remote": None, "local": {"model": "/nonexistent/tiny", **local}}
+
+
+def test_candidates_that_lack_a_feature_are_skipped(checkpoint):
+    """A local model without vision or a tool-call parser is skipped for a request that needs it; the
+    header and the capability metric say why. Without the feature it is ranked as before."""
+    models = _models(**{"m-mid": _local(), "m-big": _local(supports_images=True)})
+    ing, app, backends = _ingress(checkpoint, models=models)
+    r = _call(app, "POST", "/v1/chat/completions",
+              {"model": "router-knn-cost0.2", "messages": [{"role": "user", "content": IMAGE}]})
+    assert r.status_code == 200, r.text
+    assert r.headers["x-routed-model"] == "m-big" and r.headers["x-rayroute-capability"] == "images"
+    assert backends["m-mid"].calls == 0
+    assert ing.metrics.snapshot()["capability_routes"] == [{"router": "knn", "feature": "images", "count": 1}]
+    r = _chat(app, "router-knn-cost0.2", tools=TOOLS)  # m-mid and m-big lack tools: m-small
+    assert r.headers["x-routed-model"] == "m-small" and r.headers["x-rayroute-capability"] == "tools"
+    r = _chat(app, "router-knn-cost0.2", tools=TOOLS, tool_choice="none")  # tools not used: no feature
+    assert r.headers["x-routed-model"] == "m-mid" and "x-rayroute-capability" not in r.headers
+
+
+def test_a_feature_no_candidate_serves_is_400_naming_the_models_that_do(checkpoint):
+    models = _models(**{n: _local() for n in NWAY_MODELS})
+    models[0] = {**models[0], **_local(supports_images=True)}  # m-cheap: a vision model
+    _, app, backends = _ingress(checkpoint, models=models)
+    r = _call(app, "POST", "/v1/chat/completions",
+              {"model": "m-mid", "messages": [{"role": "user", "content": IMAGE}]})
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["code"] == "unsupported_feature" and err["param"] == "messages"
+    assert "'m-mid' cannot serve images" in err["message"] and "['m-cheap']" in err["message"]
+    r = _chat(app, "router-knn-cost0.2", tools=TOOLS)
+    err = r.json()["error"]
+    assert r.status_code == 400 and err["param"] == "tools" and "can serve tools" in err["message"]
+    assert all(b.calls == 0 for b in backends.values())
+
+
 def test_an_nway_model_is_callable_by_name(checkpoint):
     _, app, backends = _ingress(checkpoint)
     r = _chat(app, "m-small")
