@@ -29,13 +29,20 @@ MSG = [{"role": "user", "content": NWAY_HARD_PROMPT}]
 
 
 class SwitchableFake(FakeOpenAI):
-    """A fake backend that answers ``fail_status`` (an HTTP error) while it is set."""
+    """A fake backend that answers ``fail_status`` (an HTTP error) while it is set, and, while
+    ``window_chars`` is set, rejects a longer conversation as vLLM's OpenAI server does (400)."""
 
     fail_status: int | None = None
+    window_chars: int | None = None
 
     def reply(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.fail_status is not None:
             return self.fail_status, {"error": {"message": "overloaded", "type": "server_error", "code": None}}
+        chars = sum(len(m["content"]) for m in body["messages"] if isinstance(m.get("content"), str))
+        if self.window_chars is not None and chars > self.window_chars:
+            return 400, {"error": {"message": f"This model's maximum context length is {self.window_chars // 4} "
+                                              f"tokens. However, your prompt contains {chars} characters",
+                                   "type": "BadRequestError", "param": "input_text", "code": 400}}
         return super().reply(body)
 
 
@@ -53,6 +60,7 @@ def app(tmp_path_factory, backends):
                "price": {"input_usd_per_1m_tokens": p, "output_usd_per_1m_tokens": p}}
               for n, p in zip(NWAY_MODELS, NWAY_PRICES)]
     args = nway_app_args(backends, models, checkpoint, default_cost_weight=0.2, max_fallbacks=2)
+    args["weak_model"]["route_strong_for"] = ["images", "audio", "tools", "context"]
     env = {"RR_TEST_KEYS": INGRESS_KEY, "RR_NWAY_KEY": BACKEND_KEY}
     with running_app(args, env, wait_s=START_TIMEOUT_S) as (url, config):
         yield {"url": url, "config": config, "checkpoint": str(checkpoint)}
@@ -125,6 +133,27 @@ def test_streaming_routes_and_falls_back_the_same_way(client, backends):
         backends["m-mid"].fail_status = None
     assert headers["x-routed-model"] == "m-big" and headers["x-rayroute-fallback"] == "m-mid_failed:upstream_http_503"
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "m-big answers"
+
+
+def test_a_conversation_over_a_remote_window_goes_on(client, backends):
+    """A remote backend's "maximum context length" 400 (vLLM's words, over real HTTP) is told apart
+    from other 400s: N-way, the next candidate answers; two-model, a weak model with ``context`` in
+    ``route_strong_for`` hands the conversation to the strong model."""
+    long_msg = [{"role": "user", "content": " ".join([NWAY_HARD_PROMPT] * 8)}]
+    for fake in ("m-mid", "fake-weak"):
+        backends[fake].window_chars = len(NWAY_HARD_PROMPT) * 4
+    try:
+        raw, resp = _raw(client, model="router-knn-cost0.2", messages=long_msg, max_tokens=4)
+        assert resp.model == "m-big" and raw.headers["x-rayroute-fallback"] == "m-mid_failed:context_length_exceeded"
+        assert _raw(client, model="router-knn-cost0.2", messages=MSG, max_tokens=4)[1].model == "m-mid"  # fits
+        raw, resp = _raw(client, model="router-random-1", messages=long_msg, max_tokens=4)  # α = 1: weak
+        assert resp.model == "fake-strong" and raw.headers["x-rayroute-capability"] == "context"
+        with pytest.raises(openai.BadRequestError) as ei:  # named directly: the model's own verdict
+            client.chat.completions.create(model="m-mid", messages=long_msg, max_tokens=4)
+        assert ei.value.code == "context_length_exceeded" and "'m-mid'" in ei.value.message
+    finally:
+        for fake in ("m-mid", "fake-weak"):
+            backends[fake].window_chars = None
 
 
 def test_bad_cost_weight_is_400_naming_it(client):
