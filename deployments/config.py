@@ -433,6 +433,9 @@ class NWayModelArgs(_Strict):
     price: PriceArgs = Field(description="$ per 1M prompt / completion tokens: the cost in the selection rule")
     deployment: DeploymentOptions | None = Field(None, description=(
         "its replica's options (default: deployments.strong_model for remote, deployments.weak_model for local)"))
+    lacks: list[Literal["images", "audio", "tools"]] | None = Field(None, description=(
+        "request features it cannot serve, so a request that needs one skips it (e.g. [images] for a "
+        "text-only remote model); default: a local model's from its vLLM settings, none for a remote one"))
 
     @model_validator(mode="after")
     def _one_backend(self) -> "NWayModelArgs":
@@ -451,6 +454,12 @@ class NWayModelArgs(_Strict):
     def deployment_name(self) -> str:
         """Its Serve deployment's name (letters, digits, '_')."""
         return "NWay_" + re.sub(r"[^A-Za-z0-9_]", "_", self.name)
+
+    def lacking(self) -> frozenset[str]:
+        """``lacks`` if given, else a local model's (``WeakModelArgs.lacks``), else none."""
+        if self.lacks is not None:
+            return frozenset(self.lacks)
+        return self.local.lacks() if self.local is not None else frozenset()
 
 
 class NWayRouterArgs(_Strict):

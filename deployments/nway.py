@@ -44,7 +44,7 @@ class NWayModel:
     name: str
     router_name: str
     usd_per_1m: tuple[float, float]  # (prompt, completion) $ per 1M tokens
-    #: request features it cannot serve (a local vLLM model's, ``WeakModelArgs.lacks``; remote: none)
+    #: request features it cannot serve (``NWayModelArgs.lacking``)
     lacks: frozenset[str] = frozenset()
 
     def cost_usd(self, prompt_tokens: int, completion_tokens: int) -> float:
@@ -127,7 +127,7 @@ class NWayRouting:
         """From ``deployments.config.NWayArgs``."""
         models = {m.name: NWayModel(m.name, m.router_name, (m.price.input_usd_per_1m_tokens,
                                                               m.price.output_usd_per_1m_tokens),
-                                    m.local.lacks() if m.local is not None else frozenset())
+                                    m.lacking())
                   for m in args.models}
         routers = {r.alias: InProcessQualityRouter(r.alias, r.source or r.alias, r.kwargs,
                                                    [models[m.name] for m in args.router_models(r)], args.weight(r))

@@ -319,6 +319,19 @@ def test_candidates_that_lack_a_feature_are_skipped(checkpoint):
     assert r.headers["x-routed-model"] == "m-mid" and "x-rayroute-capability" not in r.headers
 
 
+def test_a_remote_model_can_be_declared_to_lack_a_feature(checkpoint):
+    models = _models(**{"m-mid": {"lacks": ["images"]}, "m-big": _local(supports_images=True, tool_call_parser="hermes")})
+    models[3]["lacks"] = []  # given: overrides the local model's own (it would lack audio)
+    args = NWayArgs.model_validate(_nway(checkpoint, models=models))
+    assert [m.lacking() for m in args.models] == [frozenset(), frozenset(), {"images"}, frozenset()]
+    _, app, backends = _ingress(checkpoint, models=models)
+    r = _call(app, "POST", "/v1/chat/completions",
+              {"model": "router-knn-cost0.2", "messages": [{"role": "user", "content": IMAGE}]})
+    assert r.headers["x-routed-model"] == "m-big" and r.headers["x-rayroute-capability"] == "images"
+    with pytest.raises(ValidationError, match="context"):  # not a feature skipped before the call
+        NWayArgs.model_validate(_nway(checkpoint, models=_models(**{"m-mid": {"lacks": ["context"]}})))
+
+
 def test_a_feature_no_candidate_serves_is_400_naming_the_models_that_do(checkpoint):
     models = _models(**{n: _local() for n in NWAY_MODELS})
     models[0] = {**models[0], **_local(supports_images=True)}  # m-cheap: a vision model
