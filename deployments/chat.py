@@ -200,13 +200,15 @@ class ChatService:
                              strong_fraction=sel.strong_fraction, tenant=tenant, **extra)
 
     async def decide_nway(self, sel: ModelSelection, text: str, prompt_tokens: int, completion_tokens: int | None,
-                          tenant: str | None = None, model: str = "") -> NWayDecision:
-        """The ranking of one request among the N-way router's models (``deployments.nway``). A
-        tenant over its daily cap gets the cheapest first (or 429, by its policy)."""
+                          tenant: str | None = None, model: str = "",
+                          features: frozenset[str] = frozenset()) -> NWayDecision:
+        """The ranking of one request among the N-way router's models (``deployments.nway``), without
+        the models that lack one of the request's ``features``. A tenant over its daily cap gets the
+        cheapest first (or 429, by its policy)."""
         nway = self.nway
         cap = self.budget.cap(tenant) if self.budget is not None and tenant is not None else None  # may raise 429
         if sel.direct_model is not None:
-            return NWayDecision(router="none", routed_model=sel.direct_model, tenant=tenant)
+            return nway.capable(NWayDecision(router="none", routed_model=sel.direct_model, tenant=tenant), features)
         knob = nway.knob(sel.router, sel.cost_weight, model)
         t0 = time.perf_counter()
         try:
@@ -220,18 +222,18 @@ class ChatService:
             cheapest = sorted(decision.candidates, key=lambda c: c.estimated_cost_usd)
             decision = decision.model_copy(update={"candidates": cheapest, "routed_model": cheapest[0].model,
                                                    "budget_cap": "cheapest"})
+        decision = nway.capable(decision, features)
+        for feature in decision.capability.split(",") if decision.capability else ():
+            self.metrics.record_capability_route(decision.router, feature)
         self.metrics.record_nway_choice(sel.router, decision.routed_model, time.perf_counter() - t0)
         return decision
 
     async def _decide_nway_chat(self, sel: ModelSelection, req: ChatCompletionRequest,
                                 tenant: str | None) -> NWayDecision:
         prompt = "\n".join(m.text() for m in req.messages)  # billed: every message, not only the routed text
-        decision = await self.decide_nway(sel, routing_text(req.routing_messages()), estimate_tokens(prompt),
-                                          req.max_completion_tokens or req.max_tokens, tenant, req.model)
-        decision = self.nway.capable(decision, request_features(req))
-        for feature in decision.capability.split(",") if decision.capability else ():
-            self.metrics.record_capability_route(decision.router, feature)
-        return decision
+        return await self.decide_nway(sel, routing_text(req.routing_messages()), estimate_tokens(prompt),
+                                      req.max_completion_tokens or req.max_tokens, tenant, req.model,
+                                      request_features(req))
 
     @staticmethod
     def headers(decision: Decision, used_model: str, fallback: str | None) -> dict[str, str]:

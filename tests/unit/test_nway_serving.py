@@ -312,7 +312,9 @@ def test_candidates_that_lack_a_feature_are_skipped(checkpoint):
     assert r.status_code == 200, r.text
     assert r.headers["x-routed-model"] == "m-big" and r.headers["x-rayroute-capability"] == "images"
     assert backends["m-mid"].calls == 0
-    assert ing.metrics.snapshot()["capability_routes"] == [{"router": "knn", "feature": "images", "count": 1}]
+    snap = ing.metrics.snapshot()
+    assert snap["capability_routes"] == [{"router": "knn", "feature": "images", "count": 1}]
+    assert snap["nway_choices"] == [{"router": "knn", "model": "m-big", "count": 1}]  # the model it went to
     r = _chat(app, "router-knn-cost0.2", tools=TOOLS)  # m-mid and m-big lack tools: m-small
     assert r.headers["x-routed-model"] == "m-small" and r.headers["x-rayroute-capability"] == "tools"
     r = _chat(app, "router-knn-cost0.2", tools=TOOLS, tool_choice="none")  # tools not used: no feature
