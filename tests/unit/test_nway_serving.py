@@ -109,6 +109,8 @@ def test_example_config_validates():
     args = AppArgs.model_validate(cfg["applications"][0]["args"])
     assert args.nway is not None and len(args.nway.models) >= 3
     assert all(m.remote is not None for m in args.nway.models)
+    assert args.default_router == "linear_aux_static"  # the served default, as in serve_config.yaml
+    assert {m.name: m.lacking() for m in args.nway.models}["llama-2-70b-chat"] == {"images", "audio", "tools"}
     # its router's checkpoint knows every model's router_name (once that checkpoint and its router
     # class are in the tree: checkpoints/nway_mf comes with the N-way MF router)
     from deployments.app import preflight_nway
