@@ -25,3 +25,8 @@ def request_features(req: ChatCompletionRequest) -> frozenset[str]:
     if body.get("tools") and body.get("tool_choice") != "none":
         features.add("tools")
     return frozenset(features)
+
+
+def feature_param(features) -> str:
+    """The ``param`` of an unsupported-feature error: ``tools`` when tools alone are missing."""
+    return "tools" if set(features) == {"tools"} else "messages"

@@ -18,7 +18,7 @@ from routers.errors import ConfigError, UnknownRouterError
 
 from deployments.config import IngressArgs
 from deployments.budget import BudgetClient, budget_off_error
-from deployments.capabilities import request_features
+from deployments.capabilities import feature_param, request_features
 from deployments.errors import (
     BackendUnavailableError,
     ContextLengthError,
@@ -307,7 +307,7 @@ class ChatService:
                 f"the weak model {self.models.weak!r} cannot serve {', '.join(refused)} (see weak_model."
                 "supports_images / supports_audio / tool_call_parser); send it to the strong model "
                 f"{self.models.strong!r}, or list the feature in weak_model.route_strong_for",
-                param="tools" if refused == ["tools"] else "messages")
+                param=feature_param(refused))
         return self._strong_for(decision, missing)
 
     def _context_goes_strong(self, decision: RouteDecision, exc: ContextLengthError) -> RouteDecision:

@@ -23,6 +23,7 @@ import numpy as np
 from routers.errors import ConfigError
 from routers.nway.selection import Rule, rank, validate_knob
 
+from deployments.capabilities import feature_param
 from deployments.errors import ThresholdError, UnsupportedFeatureError
 from deployments.protocol import NWayCandidate, NWayDecision
 
@@ -203,14 +204,14 @@ class NWayRouting:
                 return decision
             raise UnsupportedFeatureError(
                 f"the model {decision.routed_model!r} cannot serve {', '.join(sorted(missing))}; models that can: "
-                f"{able or 'none'}", param="tools" if missing == {"tools"} else "messages")
+                f"{able or 'none'}", param=feature_param(missing))
         kept = [c for c in decision.candidates if c.model not in lacking]
         if not kept:
             needed = sorted(set().union(*(lacking[c.model] for c in decision.candidates)))
             raise UnsupportedFeatureError(
                 f"none of router {decision.router!r}'s models can serve {', '.join(needed)}; models that can: "
                 f"{able or 'none'} (a local model needs supports_images / supports_audio / tool_call_parser)",
-                param="tools" if needed == ["tools"] else "messages")
+                param=feature_param(needed))
         skipped = [c.model for c in decision.candidates[: decision.candidates.index(kept[0])]]
         reason = ",".join(sorted(set().union(*(lacking[m] for m in skipped)))) if skipped else None
         return decision.model_copy(update={"candidates": kept, "routed_model": kept[0].model, "capability": reason})
