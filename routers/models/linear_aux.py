@@ -41,7 +41,7 @@ from routers.errors import ConfigError
 from routers.evaluation.metrics import apgr
 from routers.features import N_SURFACE, surface_features
 from routers.models.embedding_router import EmbeddingRouter, load_arrays, require, save_arrays
-from routers.models.linear import LinearRouter, _ridge_dense, fit_linear
+from routers.models.linear import LinearRouter, _ridge_dense, fit_linear, platt
 from routers.models.mf import sigmoid
 from routers.registry import read_config, write_config
 
@@ -183,34 +183,6 @@ def choose_beta(oof: np.ndarray, feats: np.ndarray, y: np.ndarray, folds: np.nda
         if v > best_v + 1e-9:
             best, best_v = tuple(beta), v
     return best
-
-
-def platt(z: np.ndarray, y: np.ndarray, w: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """(a, b) minimising the weighted cross-entropy of σ(a z + b) against soft targets y.
-
-    Damped Newton (a step is halved until the loss falls): the plain Newton step of
-    ``routers.models.linear._platt`` diverges on a sum whose scale is far from 1 (measured: a = 2e11)."""
-    def loss(a: float, b: float) -> float:
-        t = a * z + b
-        return float(w @ (np.logaddexp(0, t) - y * t))
-
-    a, b = 1.0 / (z.std() or 1.0), 0.0
-    x = np.c_[z, np.ones_like(z)]
-    cur = loss(a, b)
-    for _ in range(iters):
-        p = sigmoid(a * z + b)
-        g = x.T @ (w * (p - y))
-        h = (x * (w * p * (1 - p))[:, None]).T @ x + 1e-9 * np.eye(2)
-        step = np.linalg.solve(h, g)
-        lr = 1.0
-        while lr > 1e-6 and loss(a - lr * step[0], b - lr * step[1]) > cur:
-            lr /= 2
-        a, b = a - lr * step[0], b - lr * step[1]
-        new = loss(a, b)
-        if cur - new < 1e-12 * max(abs(cur), 1.0):
-            break
-        cur = new
-    return float(a), float(b)
 
 
 def fit_linear_aux(prompts: Sequence[str], emb: np.ndarray, targets: np.ndarray, weights: np.ndarray | None,

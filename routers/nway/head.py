@@ -29,7 +29,7 @@ from routers.embeddings import Embedder
 from routers.errors import CheckpointError, ConfigError
 from routers.features import N_SURFACE, surface_features
 from routers.models.embedding_router import require
-from routers.models.linear import _platt
+from routers.models.linear import platt
 from routers.models.mf import sigmoid
 from routers.nway.base import EmbeddingPlumbing, QualityRouter, check_outcomes, check_vocabulary
 
@@ -154,7 +154,7 @@ def _fit_heads(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> dict[fl
         for j_local, j in enumerate(cols):
             yj = ys[:, j_local]
             if len(yj) < 2 or np.ptp(yj) == 0:
-                # nothing to regress on: a constant head at the model's mean outcome (0.5 if none)
+                # nothing to regress on: a constant head at the model's (smoothed) mean outcome (0.5 if none)
                 mean = float(np.clip(yj.mean(), 1e-4, 1 - 1e-4)) if yj.size else 0.5
                 for a in alphas:
                     out[a][2][j] = (0.0, float(np.log(mean / (1 - mean))))
@@ -171,7 +171,7 @@ def _fit_heads(x: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> dict[fl
             bias = ym - xm @ coef
             for i, j in enumerate(live):
                 out[a][0][j], out[a][1][j] = coef[:, i], bias[i]
-                out[a][2][j] = _platt(xs @ coef[:, i] + bias[i], yl[:, i], np.ones(len(yl)))
+                out[a][2][j] = platt(xs @ coef[:, i] + bias[i], yl[:, i], np.ones(len(yl)))
     return out
 
 

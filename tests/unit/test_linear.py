@@ -12,7 +12,7 @@ from routers.evaluation import metrics as m
 from routers.evaluation.manipulation import MANIPULATIONS, apply, flip_share
 from routers.evaluation.protocol import Labelled, Recipe, cross_fitted, learning_curve, leave_one_out
 from routers.features import HashedTfidf, surface_features
-from routers.models.linear import LinearRouter, fit_linear
+from routers.models.linear import LinearRouter, fit_linear, platt
 from routers.registry import load_router
 from tests.fakes import HashEmbedder, synthetic_benchmark
 
@@ -207,3 +207,23 @@ def test_the_serving_path_computes_what_the_training_matrices_do():
     np.testing.assert_allclose(norms, [1, 0, 1, 1, 1], atol=1e-6)  # rows L2-normalised; empty stays empty
     for t in texts:
         assert _digits(t) == sum(c.isdigit() for c in t), t
+
+
+@pytest.mark.parametrize("seed", [0, 5, 6, 7])
+def test_platt_reaches_the_minimum_where_a_plain_newton_step_diverges(seed):
+    """A barely informative score beside unevenly weighted rows (a little in-domain data, much
+    down-weighted general data): the undamped Newton step from a = 1 went to |a| ~ 1e11 on these
+    seeds, saturating every probability. The damped one must land on the convex loss's minimum."""
+    r = np.random.default_rng(seed)
+    z = r.normal(size=3000) * r.uniform(0.5, 3)
+    y = r.choice([0.0, 0.5, 1.0], size=3000, p=[0.3, 0.3, 0.4])
+    w = np.where(r.random(3000) < 0.1, 3.5, 0.1)
+
+    def loss(a, b):
+        t = a * z + b
+        return float(w @ (np.logaddexp(0, t) - y * t))
+
+    a, b = platt(z, y, w)
+    assert abs(a) < 1 and abs(b) < 2
+    grid = [loss(a + da, b + db) for da in np.linspace(-0.05, 0.05, 11) for db in np.linspace(-0.2, 0.2, 11)]
+    assert loss(a, b) <= min(grid) + 1e-9
