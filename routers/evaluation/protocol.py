@@ -14,8 +14,11 @@ near-duplicates of its prompts are removed. The protocol runs a recipe three way
   benchmark, and without any training prompt whose embedding is a near-duplicate (cosine >= 0.95)
   of a target prompt. This is how a router does on traffic unlike anything it was trained on.
 - **(iii) learning curve**: n labelled questions drawn at random (5 draws), the router trained on
-  them (with the general data, weighted as in (i)), scored on the rest of the benchmark; mean and
-  spread of APGR for n in ``CURVE_SIZES`` (sizes leaving fewer than 20 questions to score skipped).
+  them, with the general data weighted as in (i) (``general + n in-domain``) and alone (``n in-domain
+  only``: same draws), scored on the rest of the benchmark; mean and spread of APGR for n in
+  ``CURVE_SIZES`` (sizes leaving fewer than 20 questions to score skipped). Both, because with a few
+  hundred labels the general rows can outweigh them: which one a deployment should train is what
+  the two curves answer.
 
 Identical and near-duplicate questions always share a fold (``crossfit.near_duplicate_groups``).
 """
@@ -47,6 +50,8 @@ MIN_SCORED = 20
 XFIT_ONLY = "(i) in-domain only, cross-fitted"
 XFIT_GENERAL = "(i) general + in-domain, cross-fitted"
 LOBO = "(ii) leave-one-benchmark-out"
+CURVE_GENERAL = "general + n in-domain"
+CURVE_ONLY = "n in-domain only"
 
 
 @dataclass
@@ -233,7 +238,8 @@ def recipe(name: str) -> Recipe:
 
 
 def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], folds: int = 10, seed: int = 0,
-                 curve: bool = True, draws: int = 5, embedder: Any = None) -> dict:
+                 curve: bool = True, draws: int = 5, embedder: Any = None,
+                 sizes: Sequence[int] = CURVE_SIZES) -> dict:
     """All three parts for one recipe on one benchmark: scores and APGR of (i) and (ii), the curve."""
     recipe = recipe.for_target(target, embedder)  # once: (i), (ii) and (iii) share the aux features
     src = target.source
@@ -257,7 +263,9 @@ def run_protocol(recipe: Recipe, target: Labelled, general: Sequence[Labelled], 
         row["apgr"] = _apgr(row["scores"], src)
     if curve:
         progress(f"(iii) learning curve, {draws} draws per size")
-        res["curve"] = {"general + n in-domain": learning_curve(recipe, target, general, draws=draws, seed=seed)}
+        res["curve"] = {CURVE_GENERAL: learning_curve(recipe, target, general, sizes, draws, seed)}
+        progress(f"(iii) learning curve without the general data, {draws} draws per size")
+        res["curve"][CURVE_ONLY] = learning_curve(recipe, target, None, sizes, draws, seed)
     progress("done")
     return res
 

@@ -193,8 +193,8 @@ def _protocol_section(b: dict, image_prefix: str, name: str) -> list[str]:
     if not b.get("protocol"):
         return []
     out = ["Honest protocol (routers.evaluation.protocol): (i) cross-fitted on this benchmark's own "
-           "outcomes, (ii) trained on the other golden sources only, (iii) n labelled questions + the "
-           "general data, scored on the rest.", "",
+           "outcomes, (ii) trained on the other golden sources only, (iii) n labelled questions, with the "
+           "general data and alone, scored on the rest.", "",
            "| recipe | protocol | CPT(50%) | CPT(80%) | APGR | verdict |", "| --- | --- | --- | --- | --- | --- |"]
     for rec, res in b["protocol"].items():
         for row in res["rows"]:
@@ -223,7 +223,8 @@ def _protocol_section(b: dict, image_prefix: str, name: str) -> list[str]:
 def plot_curve(result: dict, name: str, path: str | Path) -> Path | None:
     """APGR against the number of in-domain labels, one line per recipe, random's band shaded."""
     b = result["benchmarks"][name]
-    curves = [(rec, c) for rec, res in b.get("protocol", {}).items() for c in res.get("curve", {}).values() if c]
+    curves = [(f"{rec}, {label}", c) for rec, res in b.get("protocol", {}).items()
+              for label, c in res.get("curve", {}).items() if c]
     if not curves:
         return None
     import matplotlib

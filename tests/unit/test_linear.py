@@ -10,7 +10,8 @@ from routers.data.golden import GoldenSource, pair_targets, source_weights
 from routers.errors import CheckpointError, ConfigError
 from routers.evaluation import metrics as m
 from routers.evaluation.manipulation import MANIPULATIONS, apply, flip_share
-from routers.evaluation.protocol import Labelled, Recipe, cross_fitted, learning_curve, leave_one_out
+from routers.evaluation.protocol import (CURVE_GENERAL, CURVE_ONLY, Labelled, Recipe, cross_fitted, learning_curve,
+                                        leave_one_out, run_protocol)
 from routers.features import HashedTfidf, surface_features
 from routers.models.linear import LinearRouter, fit_linear, platt
 from routers.registry import load_router
@@ -127,6 +128,17 @@ def test_leave_one_out_drops_near_duplicates_of_the_target():
     assert dropped >= 10 and not (set(target.source.prompts) & spy.seen[0])
     assert spy.sources == [{"o"}]  # each row's source travels with it; "copy" was all near-duplicates
     assert scores.shape == (80,)
+
+
+def test_the_protocol_draws_each_curve_with_and_without_the_general_data():
+    spy = Spy()
+    res = run_protocol(Recipe("spy", "hash-64", spy.fit), _labelled("t", 140, 7), [_labelled("o", 100, 8)],
+                       folds=3, draws=2, sizes=(25, 50))
+    assert set(res["curve"]) == {CURVE_GENERAL, CURVE_ONLY}
+    assert all(sorted(c) == [25, 50] and all(len(v) == 2 for v in c.values()) for c in res["curve"].values())
+    curve_fits = spy.sources[-8:]  # 2 sizes x 2 draws with the general data, then the same alone
+    assert all(s == {"t", "o"} for s in curve_fits[:4]) and all(s == {"t"} for s in curve_fits[4:])
+    assert [len(seen) for seen in spy.seen[-8:-4]] == [len(seen) + 100 for seen in spy.seen[-4:]]  # same draws
 
 
 def test_learning_curve_skips_sizes_that_leave_too_little_to_score():
