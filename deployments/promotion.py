@@ -191,16 +191,14 @@ def _train_with(out: Path, general, labels, embedder, labels_weight: float, seed
     """The candidate on the already loaded general sources + the labels the gate compared on."""
     import numpy as np
 
-    from routers.data.golden import source_weights
     from routers.models.linear import fit_linear
-    from routers.training.linear import traffic_source
+    from routers.training.linear import mix_weights, traffic_source
 
     traffic, info = traffic_source(labels, labels_weight)
     srcs = [*general, traffic]
     prompts = [p for s in srcs for p in s.prompts]
     emb = embedder.embed(prompts)
-    sw = source_weights({s.name: len(s) for s in srcs})
-    sw["traffic"] *= labels_weight
+    sw = mix_weights({s.name: len(s) for s in srcs}, labels_weight)
     w = np.concatenate([np.full(len(s), sw[s.name]) for s in srcs])
     y = np.concatenate([s.targets for s in srcs])
     router = fit_linear(prompts, emb, y, w, embedder=embedder,

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from routers.data.golden import GoldenSource, source_weights
+from routers.data.golden import GoldenSource
 from routers.evaluation import metrics as m
 from routers.evaluation.crossfit import fold_ids
 from routers.evaluation.protocol import paired_bootstrap
@@ -54,6 +54,7 @@ def compare(serving_scores_fn, serving_info: dict[str, Any] | None, labels: pd.D
             min_gain: float = 0.0, n_boot: int = 1000, min_held_out: int = MIN_HELD_OUT) -> dict[str, Any]:
     """The gate's comparison (module docstring) as a JSON-able dict with ``promote`` and ``reason``."""
     from routers.models.linear import fit_linear
+    from routers.training.linear import mix_weights
 
     t = targets(labels)
     prompts = labels["prompt"].astype(str).tolist()
@@ -81,9 +82,8 @@ def compare(serving_scores_fn, serving_info: dict[str, Any] | None, labels: pd.D
         if not (test & held).any():
             continue
         sizes["traffic"] = int(train.sum())
-        sw = source_weights(sizes)
-        w = np.concatenate([np.full(len(s), sw[s.name]) for s in general]
-                           + [np.full(int(train.sum()), sw["traffic"] * labels_weight)])
+        sw = mix_weights(sizes, labels_weight)
+        w = np.concatenate([np.full(len(s), sw[s.name]) for s in general] + [np.full(int(train.sum()), sw["traffic"])])
         tr_prompts = g_prompts + [p for p, keep in zip(prompts, train) if keep]
         router = fit_linear(tr_prompts, np.vstack([g_emb, emb[train]]), np.concatenate([g_y, t[train]]), w)
         idx = np.flatnonzero(test & held)

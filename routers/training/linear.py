@@ -83,9 +83,7 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
         log.info("embedding %d golden prompts with %s", len(prompts), emb_model.name)
         emb = emb_model.embed(prompts, progress=True)
         y = np.concatenate([s.targets for s in srcs])
-        sw = source_weights({s.name: len(s) for s in srcs})
-        if label_info is not None:
-            sw["traffic"] *= labels_weight
+        sw = mix_weights({s.name: len(s) for s in srcs}, labels_weight)
         w = np.concatenate([np.full(len(s), sw[s.name]) for s in srcs])
         strong = np.concatenate([s.strong / s.score_range for s in srcs])
         weak = np.concatenate([s.weak / s.score_range for s in srcs])
@@ -117,6 +115,16 @@ def train_linear(out_dir: str | Path | None = None, embedder: str | Embedder | N
     result = TrainResult("linear_aux" if aux else "linear", out, metrics, timer.seconds)
     print(result.summary_line())
     return result
+
+
+def mix_weights(sizes: dict[str, int], labels_weight: float = 1.0) -> dict[str, float]:
+    """Per-row weight of each source of a training mix: ``source_weights``, the traffic labels'
+    (source ``traffic``, if present) times ``labels_weight``. The one rule for the trainer, the
+    promotion gate's cross-fitted candidate and the promoted checkpoint."""
+    sw = source_weights(sizes)
+    if "traffic" in sw:
+        sw["traffic"] *= labels_weight
+    return sw
 
 
 def traffic_source(store, weight: float = 1.0):

@@ -79,6 +79,16 @@ def test_hashed_tfidf_is_deterministic_and_normalised():
     assert surface_features(["What is 2 + 2?\nSay"]).shape == (1, 6)
 
 
+def test_mix_weights_scale_only_the_traffic_labels():
+    from routers.training.linear import mix_weights
+
+    sizes = {"mmlu": 900, "traffic": 100}
+    base = source_weights(sizes)
+    w = mix_weights(sizes, 10.0)
+    assert w["mmlu"] == base["mmlu"] and w["traffic"] == pytest.approx(10 * base["traffic"])
+    assert mix_weights({"mmlu": 900}, 10.0) == source_weights({"mmlu": 900})  # no labels: nothing to scale
+
+
 def test_source_weights():
     w = source_weights({"big": 900, "small": 100})
     assert w["small"] == pytest.approx(3 * w["big"])  # (N/n) ** 0.5
