@@ -89,6 +89,17 @@ def budget_view(http: httpx.Client, min_decisions: int = 0, timeout_s: float = 3
         time.sleep(0.2)
 
 
+def replicas_answering(http: httpx.Client, timeout_s: float = 20) -> set[str]:
+    """The ingress replicas that answer GET /v1/budget: concurrent batches (the proxy picks the less
+    busy replica, so one-at-a-time requests may all land on one) until two answered or time is up."""
+    seen: set[str] = set()
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        while len(seen) < 2 and time.monotonic() - t0 < timeout_s:
+            seen |= set(pool.map(lambda _: http.get("/v1/budget").json()["replica"], range(32)))
+    return seen
+
+
 def test_two_replicas_hold_one_share_and_a_restarted_replica_resumes(http, shared_data):
     texts = prompts(shared_data, 700)
     replies = send(http, texts[:500])
@@ -99,8 +110,7 @@ def test_two_replicas_hold_one_share_and_a_restarted_replica_resumes(http, share
     assert abs(strong[200:].mean() - 0.3) <= 0.05, strong[200:].mean()
     view = budget_view(http, 500)
     assert view["keys"][KEY]["decisions"] == 500  # both replicas' decisions, in one shared controller
-    replicas = {budget_view(http)["replica"] for _ in range(30)}
-    assert len(replicas) == 2, replicas  # the proxy spread the requests over both ingress replicas
+    assert len(replicas_answering(http)) == 2  # the proxy spreads requests over both ingress replicas
 
     # kill one ingress replica; its successor takes α and the counts back from the shared state
     import ray
