@@ -227,6 +227,9 @@ RECIPES: dict[str, tuple] = {
     "linear_aux_static": ("static", _no_preparation,
                           "linear_static + many-model difficulty and GSM8K-steps features, β by leave-one-source-out",
                           _linear_aux_prepare),
+    "linear_aux": (None, _no_preparation,
+                   "linear + many-model difficulty and GSM8K-steps features, β by leave-one-source-out (MiniLM)",
+                   _linear_aux_prepare),
 }
 
 

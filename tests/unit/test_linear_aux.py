@@ -209,3 +209,14 @@ def test_the_served_default_is_built_by_the_recipe_the_reports_mark():
     default = next(r for r in args["routers"] if r["alias"] == args["default_router"])
     assert SERVED_DEFAULT_RECIPE in RECIPES
     assert Path(default["source"]).name == SERVED_DEFAULT_RECIPE
+
+
+def test_the_minilm_aux_recipe_differs_from_the_served_one_only_in_its_embeddings():
+    """``linear_aux`` is the served default's recipe on full MiniLM embeddings: the report's paired
+    comparison of the two (results/quality-aux-minilm) is the "is the slower twin better" check,
+    so the two must share the aux preparation and differ only in the embedder."""
+    served, minilm = recipe("linear_aux_static"), recipe("linear_aux")
+    assert served.prepare is not None and minilm.prepare is served.prepare
+    assert served.embedder == "static" and minilm.embedder == "all-MiniLM-L6-v2"
+    with pytest.raises(ConfigError, match="for_target"):
+        minilm.fit(["a", "b"], np.zeros((2, 4)), np.array([0.0, 1.0]), np.ones(2), None)
