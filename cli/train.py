@@ -107,8 +107,9 @@ def add_cli(sub) -> None:
     p.add_argument("--val-fraction", type=float, help="held-out fraction of prompts (default 0.05)")
     p.add_argument("--strong", help="scoring pair: strong model or tier/group name (default: strong)")
     p.add_argument("--weak", help="scoring pair: weak model or tier/group name (default: weak)")
-    p.add_argument("--embedder", help="prompt embedder: all-MiniLM-L6-v2 (default), openai:<model>, "
-                                      "a sentence-transformers path, or hash-<dim> (tests)")
+    p.add_argument("--embedder", help="prompt embedder: all-MiniLM-L6-v2 (the default, except for linear and "
+                                      "linear_aux: static), static, openai:<model>, a sentence-transformers "
+                                      "path, or hash-<dim> (tests)")
     p.add_argument("--max-prompts", type=int, help="sw_ranking: keep at most this many prompts")
     p.add_argument("--group-by", choices=["classes", "tiers"], help="sw_ranking: strong/weak classes or all tiers")
     p.add_argument("--base-model", help="bert/causal_llm: Hugging Face model name or local path")

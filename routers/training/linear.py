@@ -1,7 +1,7 @@
 """Train the linear router on the golden outcomes of the served pair (``routers.data.golden``).
 
     rayroute train linear --embedder static --out checkpoints/linear_static   # linear_static
-    rayroute train linear --out checkpoints/linear                            # MiniLM embeddings
+    rayroute train linear --embedder all-MiniLM-L6-v2 --out artifacts/linear # MiniLM embeddings
     rayroute train linear_aux --out checkpoints/linear_aux_static             # the served default
 
 ``linear_aux`` (``routers.models.linear_aux``) adds the many-model difficulty and GSM8K-steps
