@@ -179,6 +179,23 @@ def _linear_fit(prompts, emb, y, w, sources=None) -> Scorer:
     return fit_linear(prompts, emb, y, w).score_with_embeddings
 
 
+#: the penalties the reference ridge chooses among (efficient leave-one-out on its training rows)
+RIDGE_ALPHAS = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+
+def _ridge_reference_fit(prompts, emb, y, w, sources=None) -> Scorer:
+    """The routing-quality issue's outside reference: one plain ridge regression on [embedding,
+    log prompt length], its penalty chosen by leave-one-out on the training rows. An evaluation
+    baseline (is our pipeline at least as good?), not a served router."""
+    from sklearn.linear_model import RidgeCV
+
+    def features(ps, e):
+        return np.c_[np.asarray(e, np.float64), np.log1p([len(p) for p in ps])]
+
+    model = RidgeCV(alphas=RIDGE_ALPHAS).fit(features(prompts, emb), y, sample_weight=w)
+    return lambda ps, e: model.predict(features(ps, e))
+
+
 def _linear_aux_prepare(target: Labelled, embedder: Any) -> FitFn:
     """The aux regressors for ``target``: trained without its benchmark's rows or near-duplicates
     of its prompts (``routers.data.aux_targets``); then ``fit`` chooses β on the training rows."""
@@ -230,6 +247,8 @@ RECIPES: dict[str, tuple] = {
     "linear_aux": (None, _no_preparation,
                    "linear + many-model difficulty and GSM8K-steps features, β by leave-one-source-out (MiniLM)",
                    _linear_aux_prepare),
+    "ridge": (None, _ridge_reference_fit,
+              "reference: plain ridge on [MiniLM, log length], α by leave-one-out (the issue's outside measurement)"),
 }
 
 

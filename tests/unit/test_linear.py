@@ -249,3 +249,24 @@ def test_platt_reaches_the_minimum_where_a_plain_newton_step_diverges(seed):
     assert abs(a) < 1 and abs(b) < 2
     grid = [loss(a + da, b + db) for da in np.linspace(-0.05, 0.05, 11) for db in np.linspace(-0.2, 0.2, 11)]
     assert loss(a, b) <= min(grid) + 1e-9
+
+
+def test_the_reference_ridge_recipe_routes_held_out_questions_and_picks_its_penalty_from_the_grid():
+    """``ridge`` (the routing-quality issue's outside reference, an evaluation baseline) scores
+    questions it never saw above random, through the protocol's own cross-fitting."""
+    from sklearn.linear_model import RidgeCV
+
+    from routers.evaluation.protocol import RIDGE_ALPHAS, recipe
+
+    ref = recipe("ridge")
+    assert ref.embedder == "all-MiniLM-L6-v2" and ref.prepare is None
+    target = _labelled("t", 200, 11)
+    scores = cross_fitted(Recipe("ridge", "hash-64", ref.fit), target, None, 4, 0)
+    assert scores.shape == (200,) and np.isfinite(scores).all()
+    assert m.apgr(scores, target.source.strong, target.source.weak) > 0.6
+    chosen = []
+    real_fit = RidgeCV.fit
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(RidgeCV, "fit", lambda self, *a, **k: chosen.append(real_fit(self, *a, **k).alpha_) or self)
+        ref.fit(target.source.prompts, target.emb, target.source.targets, np.ones(200))
+    assert chosen and chosen[0] in RIDGE_ALPHAS
