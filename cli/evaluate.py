@@ -166,9 +166,12 @@ def add_cli(sub) -> None:
     p.add_argument("--no-cache", action="store_true", help="recompute router scores")
     p.add_argument("--strong-price", type=float, default=24.7, help="strong model $ per M tokens (default 24.7)")
     p.add_argument("--weak-price", type=float, default=0.24, help="weak model $ per M tokens (default 0.24)")
+    from routers.evaluation.protocol import RECIPES
+
     p.add_argument("--recipes", default="linear_static,linear",
                    help="training recipes run through the honest protocol: (i) cross-fitted in-domain, "
-                        "(ii) leave-one-benchmark-out, (iii) learning curve (default linear_static,linear; '' for none)")
+                        "(ii) leave-one-benchmark-out, (iii) learning curve; the first is the one the others are "
+                        f"compared with (known: {', '.join(RECIPES)}; default linear_static,linear; '' for none)")
     p.add_argument("--no-curve", action="store_true", help="skip the (iii) learning curve")
     p.add_argument("--curve-draws", type=int, default=5, help="random draws per learning-curve point (default 5)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
